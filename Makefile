@@ -1,0 +1,36 @@
+# Two entry points, both idempotent on a fresh Debian machine:
+#   make demo   segment the bundled sample raster with the default model
+#   make test   run the test suite
+SYS_PYTHON ?= /usr/bin/python3
+VENV       := .venv
+PY         := $(VENV)/bin/python
+PIP        := $(PY) -m pip --disable-pip-version-check
+STAMP      := $(VENV)/.installed
+DEMO_OUT   := demo-output
+
+.PHONY: venv demo test bench clean
+
+$(STAMP): pyproject.toml constraints.txt Makefile
+	@$(SYS_PYTHON) -c "import venv, ensurepip" 2>/dev/null || \
+	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends python3-venv)
+	@test -x $(PY) || $(SYS_PYTHON) -m venv --system-site-packages $(VENV)
+	$(PIP) install -q --upgrade "pip>=24" "setuptools>=68"
+	$(PIP) install -q -c constraints.txt --build-constraint constraints.txt -e ".[test]"
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: venv
+	$(VENV)/bin/rsov segment resources/samples/sample.tif \
+	  --classes-file resources/samples/demo_classes.txt \
+	  --out-raster $(DEMO_OUT)/classes.tif --out-probs $(DEMO_OUT)/probs.tif \
+	  --preview $(DEMO_OUT)/preview.png --overwrite
+
+test: venv
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+bench: venv
+	$(PY) bench/segment_speed.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

@@ -1,0 +1,155 @@
+"""``rsov``: the command line of the engine.
+
+rsov segment INPUT (--classes-file F | --classes "a; b,c") --out-raster CLASSES.tif [...]
+rsov weights list | download NAME | verify [NAME] | path NAME
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from backend import __version__
+from backend.errors import Cancelled, UserInputError
+
+
+def _add_segment(commands) -> None:
+    p = commands.add_parser("segment", help="segment a raster into the classes you name",
+                            description="Open-vocabulary segmentation of a raster (whole image in memory).")
+    p.add_argument("input", type=Path, help="GeoTIFF or any image GDAL reads")
+    classes = p.add_mutually_exclusive_group(required=True)
+    classes.add_argument("--classes-file", type=Path, help="one class per line, comma-separated synonyms")
+    classes.add_argument("--classes", help='classes separated by ";", synonyms by ",", e.g. "background; building,roof"')
+    p.add_argument("--out-raster", type=Path, required=True, help="class raster to write (uint8 GeoTIFF)")
+    p.add_argument("--out-probs", type=Path, help="probability raster to write (float32, band i = class i)")
+    p.add_argument("--preview", type=Path, help="PNG preview of the classes beside the image")
+    p.add_argument("--model", default="segearth-ov", help="model preset (default: segearth-ov)")
+    p.add_argument("--dataset-preset", dest="dataset", help="threshold/background preset of a benchmark dataset")
+    p.add_argument("--clip-weights", help="CLIP checkpoint file or registry name (default: the preset's)")
+    up = p.add_mutually_exclusive_group()
+    up.add_argument("--upsampler-weights", help="SimFeatUp checkpoint file or registry name")
+    up.add_argument("--no-upsampler", action="store_true", help="bilinear logits instead of SimFeatUp")
+    p.add_argument("--attention", choices=["segearth", "sclip", "clearclip", "vanilla"])
+    p.add_argument("--attention-blocks", type=int, help="how many last blocks use dense attention")
+    p.add_argument("--activation", choices=["quickgelu", "gelu"])
+    p.add_argument("--gba-lambda", type=float, help="global bias alleviation weight (default -0.3)")
+    p.add_argument("--prob-threshold", type=float, help="pixels below this probability become background")
+    p.add_argument("--background-index", type=int, help="class index given to low-probability pixels")
+    p.add_argument("--window", type=int, help="slide window size in pixels (default 224)")
+    p.add_argument("--stride", type=int, help="slide stride in pixels (default 112)")
+    p.add_argument("--resize-long-side", type=int, help="resize so the long side has N pixels before inference")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    p.add_argument("--batch-size", type=int, default=8, help="windows per model call")
+    p.add_argument("--offline", action="store_true", help="never download weights")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(handler=_segment)
+
+
+def _segment(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from backend.engine import ModelSettings, SegmentJob, run
+    from backend.prompts import parse_class_file, parse_inline_classes
+
+    classes = parse_class_file(args.classes_file) if args.classes_file else parse_inline_classes(args.classes)
+    if args.batch_size < 1:
+        raise UserInputError("--batch-size must be at least 1.")
+    settings = ModelSettings(
+        model=args.model, dataset=args.dataset, clip_weights=args.clip_weights,
+        upsampler_weights=args.upsampler_weights, no_upsampler=args.no_upsampler, attention=args.attention,
+        attention_blocks=args.attention_blocks, activation=args.activation, gba_lambda=args.gba_lambda,
+        prob_threshold=args.prob_threshold, background_index=args.background_index, window=args.window,
+        stride=args.stride, device=args.device, precision=args.precision, batch_size=args.batch_size,
+        download=not args.offline)
+    job = SegmentJob(args.input, classes, args.out_raster, args.out_probs, args.preview,
+                     args.resize_long_side, args.overwrite, settings)
+    bar = None if args.quiet else tqdm(total=0, unit="window", desc="segmenting", dynamic_ncols=True)
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+    try:
+        result = run(job, progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    if not args.quiet:
+        print(f"{result.megapixels:.2f} MP in {result.seconds:.1f} s ({result.megapixels_per_second:.3f} MP/s, "
+              f"{result.windows} windows, {result.device})")
+        for name, count in zip(result.class_names, result.pixel_counts):
+            area = f", {count * result.pixel_area / 1e6:.3f} km²" if result.pixel_area else ""
+            print(f"  {name}: {count} px{area}")
+        print("wrote " + ", ".join(str(p) for p in result.outputs))
+    return 0
+
+
+def _add_weights(commands) -> None:
+    p = commands.add_parser("weights", help="list, download, verify or locate released weights")
+    sub = p.add_subparsers(dest="action", required=True)
+    sub.add_parser("list", help="the registry and what is in the cache")
+    download = sub.add_parser("download", help="download a file into the cache")
+    download.add_argument("name")
+    download.add_argument("--force", action="store_true", help="download again even if cached")
+    verify = sub.add_parser("verify", help="check cached files' sha256")
+    verify.add_argument("name", nargs="?")
+    path = sub.add_parser("path", help="print where a file is (or would be) cached")
+    path.add_argument("name")
+    p.set_defaults(handler=_weights)
+
+
+def _weights(args: argparse.Namespace) -> int:
+    from backend import weights
+
+    if args.action == "list":
+        for spec in weights.REGISTRY.values():
+            state = "cached" if weights.cached_path(spec.name).exists() else "not cached"
+            print(f"{spec.name:32s} {state:10s} {spec.description}")
+            print(f"{'':32s} {spec.format}; license: {spec.license}; from {spec.source}")
+        return 0
+    if args.action == "download":
+        print(weights.download(args.name, force=args.force))
+        return 0
+    if args.action == "path":
+        print(weights.cached_path(args.name))
+        return 0
+    names = [args.name] if args.name else [n for n in weights.REGISTRY if weights.cached_path(n).exists()]
+    failed = 0
+    for name in names:
+        ok, message = weights.verify(name)
+        failed += not ok
+        print(f"{name}: {message}")
+    if not names:
+        print("no weights are cached yet; 'rsov weights download NAME' fetches one.")
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rsov", description="Open-vocabulary segmentation of remote-sensing rasters.")
+    parser.add_argument("--version", action="version", version=f"rsov {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_segment(commands)
+    _add_weights(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except UserInputError as error:
+        print(f"rsov: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except Cancelled:
+        print("rsov: cancelled; nothing was written.", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("rsov: interrupted; nothing was written.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Raster input/output and the window grid that inference slides over."""

@@ -1,0 +1,79 @@
+"""Slide windows over an image, run the model on batches of them and average the logits."""
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from backend.errors import Cancelled
+from backend.raster.tiling import Window, centred_padding, slide_windows
+
+# The authors' normalisation on the 0-255 scale (mmseg's data preprocessor), float32.
+PIXEL_MEAN = (122.771, 116.746, 104.094)
+PIXEL_STD = (68.501, 66.632, 70.323)
+
+Progress = Callable[[int, int], None]
+
+
+def normalise_pixels(pixels: torch.Tensor) -> torch.Tensor:
+    """(.., 3, H, W) uint8 or 0-255 floats -> CLIP-normalised float32."""
+    mean = torch.tensor(PIXEL_MEAN, device=pixels.device).view(3, 1, 1)
+    std = torch.tensor(PIXEL_STD, device=pixels.device).view(3, 1, 1)
+    return (pixels.float() - mean) / std
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None or dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@torch.no_grad()
+def slide_logits(
+    model: torch.nn.Module,
+    image: torch.Tensor,
+    queries: torch.Tensor,
+    window: int = 224,
+    stride: int = 112,
+    batch_size: int = 8,
+    autocast_dtype: torch.dtype | None = None,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> torch.Tensor:
+    """Average per-query logits (Q, H, W) over the slide windows of a normalised (3, H, W) image.
+
+    Windows smaller than ``window`` (the image is smaller) are zero-padded, centred, to a
+    multiple of the model's patch size and cropped back after the model, as the authors do.
+    """
+    device = queries.device
+    _, height, width = image.shape
+    patch = int(getattr(model, "patch_size", 16))
+    windows = slide_windows(height, width, window, stride)
+    total = torch.zeros(queries.shape[0], height, width, dtype=torch.float32, device=device)
+    count = torch.zeros(1, height, width, dtype=torch.float32, device=device)
+    by_shape: dict[tuple[int, int], list[Window]] = defaultdict(list)
+    for item in windows:
+        by_shape[(item.height, item.width)].append(item)
+    done = 0
+    for (win_h, win_w), group in by_shape.items():
+        left, right, top, bottom = centred_padding(win_h, win_w, patch)
+        for start in range(0, len(group), batch_size):
+            if should_stop is not None and should_stop():
+                raise Cancelled("cancelled")
+            batch = group[start:start + batch_size]
+            crops = torch.stack([image[:, w.y0:w.y1, w.x0:w.x1] for w in batch]).to(device)
+            if left or right or top or bottom:
+                crops = F.pad(crops, (left, right, top, bottom))
+            with _autocast(device, autocast_dtype):
+                logits = model(crops, queries)
+            logits = logits[:, :, top:top + win_h, left:left + win_w].float()
+            for item, window_logits in zip(batch, logits):
+                total[:, item.y0:item.y1, item.x0:item.x1] += window_logits
+                count[:, item.y0:item.y1, item.x0:item.x1] += 1
+            done += len(batch)
+            if progress is not None:
+                progress(done, len(windows))
+    return total / count

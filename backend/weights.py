@@ -1,0 +1,220 @@
+"""The released weight files: where each comes from, a cache, download and verification.
+
+Files are cached under ``$RSOV_HOME/weights/<name>/<filename>`` (``RSOV_HOME`` defaults to
+the user's data folder). A download goes to a temporary file beside the target and is
+renamed into place only once complete and verified; offline, nothing waits on the network
+and the error says which file is missing and where to put it.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from backend.errors import UserInputError, WeightsUnavailable
+
+NETWORK_TIMEOUT_S = float(os.environ.get("RSOV_NETWORK_TIMEOUT", "10"))
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """One released weights file."""
+
+    name: str
+    filename: str
+    format: str
+    description: str
+    license: str
+    hf_repo: str | None = None
+    hf_filename: str | None = None
+    url: str | None = None
+    sha256: str | None = None
+
+    @property
+    def source(self) -> str:
+        if self.hf_repo:
+            return f"Hugging Face Hub {self.hf_repo} / {self.hf_filename or self.filename}"
+        return self.url or "unknown"
+
+
+REGISTRY: dict[str, WeightSpec] = {spec.name: spec for spec in (
+    WeightSpec(
+        name="openai-vit-b-16",
+        filename="open_clip_model.safetensors",
+        format="open_clip state dict (safetensors)",
+        description="OpenAI CLIP ViT-B/16 (QuickGELU), as open_clip publishes it",
+        license="MIT (OpenAI CLIP)",
+        hf_repo="timm/vit_base_patch16_clip_224.openai",
+    ),
+    WeightSpec(
+        name="openai-vit-b-16-torchscript",
+        filename="ViT-B-16.pt",
+        format="TorchScript archive (OpenAI keys)",
+        description="OpenAI CLIP ViT-B/16, OpenAI's original release",
+        license="MIT (OpenAI CLIP)",
+        url="https://openaipublic.azureedge.net/clip/models/"
+            "5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f/ViT-B-16.pt",
+        sha256="5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f",
+    ),
+    WeightSpec(
+        name="simfeatup-jbu-one-million-aid",
+        filename="xclip_jbu_one_million_aid.ckpt",
+        format="Lightning checkpoint (state_dict: upsampler.*)",
+        description="SimFeatUp JBU_One upsampler for CLIP ViT-B/16 features (SegEarth-OV)",
+        license="not stated by the authors (SimFeatUp code: MIT)",
+        url="https://raw.githubusercontent.com/likyoo/SegEarth-OV/main/"
+            "simfeatup_dev/weights/xclip_jbu_one_million_aid.ckpt",
+    ),
+    WeightSpec(
+        name="alignearth-sar-vit-b-16",
+        filename="AlignEarth-SAR-ViT-B-16.pt",
+        format="open_clip checkpoint (GELU ViT-B-16)",
+        description="AlignEarth SAR image encoder distilled from OpenAI CLIP (SegEarth-OV-2)",
+        license="not stated by the authors",
+        hf_repo="likyoo/AlignEarth-SAR-ViT-B-16",
+    ),
+    *(
+        WeightSpec(
+            name=f"farslip{stage}-vit-b-{patch}",
+            filename=f"FarSLIP{stage}_ViT-B-{patch}.pt",
+            format="open_clip checkpoint (QuickGELU" + (", LongCLIP text, context 248)" if patch == 16 else ")"),
+            description=f"FarSLIP stage {stage} fine-grained remote-sensing CLIP, ViT-B/{patch}",
+            license="MIT",
+            hf_repo="ZhenShiL/FarSLIP",
+        )
+        for stage in (1, 2) for patch in (16, 32)
+    ),
+)}
+
+
+def rsov_home() -> Path:
+    """The project's data folder: ``$RSOV_HOME`` or the user's data directory."""
+    configured = os.environ.get("RSOV_HOME")
+    if configured:
+        return Path(configured).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("rs-openvocab", appauthor=False))
+
+
+def spec_for(name: str) -> WeightSpec:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise UserInputError(
+            f"unknown weights {name!r}; run 'rsov weights list' to see the names, or give a file path."
+        ) from None
+
+
+def cached_path(name: str) -> Path:
+    """Where the cache keeps ``name`` (whether or not it is there yet)."""
+    spec = spec_for(name)
+    return rsov_home() / "weights" / spec.name / spec.filename
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _offline() -> bool:
+    flag = (os.environ.get("RSOV_OFFLINE") or os.environ.get("HF_HUB_OFFLINE") or "").lower()
+    return flag in {"1", "true", "yes", "on"}
+
+
+def _missing_message(spec: WeightSpec, target: Path, reason: str) -> str:
+    return (f"weights '{spec.name}' ({spec.filename}) are not in the cache and could not be downloaded "
+            f"({reason}); download {spec.filename} from {spec.source} and put it at {target}")
+
+
+def _fetch_url(url: str, destination: Path) -> None:
+    with urllib.request.urlopen(url, timeout=NETWORK_TIMEOUT_S) as response, open(destination, "wb") as out:
+        shutil.copyfileobj(response, out, length=1 << 20)
+
+
+def _fetch_hub(spec: WeightSpec, destination: Path, endpoint: str | None) -> None:
+    from huggingface_hub import hf_hub_download
+
+    with tempfile.TemporaryDirectory(dir=destination.parent, prefix=".hub-") as staging:
+        downloaded = hf_hub_download(
+            spec.hf_repo, spec.hf_filename or spec.filename, local_dir=staging,
+            etag_timeout=NETWORK_TIMEOUT_S, endpoint=endpoint or os.environ.get("RSOV_HF_ENDPOINT"),
+        )
+        shutil.move(downloaded, destination)
+
+
+def download(name: str, endpoint: str | None = None, force: bool = False) -> Path:
+    """Download ``name`` into the cache (verified) unless it is already there; its path."""
+    spec = spec_for(name)
+    target = cached_path(name)
+    if target.exists() and not force:
+        return target
+    if _offline():
+        raise WeightsUnavailable(_missing_message(spec, target, "offline mode is set"))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        if spec.hf_repo:
+            _fetch_hub(spec, partial, endpoint)
+        elif spec.url:
+            _fetch_url(spec.url, partial)
+        else:
+            raise WeightsUnavailable(_missing_message(spec, target, "no download source is known"))
+    except WeightsUnavailable:
+        raise
+    except Exception as error:  # network and hub errors all mean the same thing to the user
+        partial.unlink(missing_ok=True)
+        reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+        raise WeightsUnavailable(_missing_message(spec, target, reason)) from None
+    digest = sha256_of(partial)
+    if spec.sha256 and digest != spec.sha256:
+        partial.unlink(missing_ok=True)
+        raise WeightsUnavailable(
+            f"the download of '{spec.name}' has sha256 {digest[:12]}…, expected {spec.sha256[:12]}…; "
+            "it was discarded: try again, or check what serves the file."
+        )
+    partial.replace(target)
+    target.with_name(target.name + ".sha256").write_text(digest + "\n")
+    return target
+
+
+def verify(name: str) -> tuple[bool, str]:
+    """Check a cached file against the registry's sha256, or the one recorded at download."""
+    spec = spec_for(name)
+    target = cached_path(name)
+    if not target.exists():
+        return False, f"missing: put {spec.filename} at {target}"
+    digest = sha256_of(target)
+    recorded = target.with_name(target.name + ".sha256")
+    expected = spec.sha256 or (recorded.read_text().strip() if recorded.exists() else None)
+    if expected is None:
+        return True, f"present, sha256 {digest} (no reference sha256 known)"
+    if digest != expected:
+        return False, f"sha256 {digest[:12]}… does not match {expected[:12]}…: delete {target} and download again"
+    return True, f"ok, sha256 {digest}"
+
+
+def resolve_weights(name_or_path: str, download_missing: bool = True) -> Path:
+    """A local file for a registry name (downloading it once) or a path given by the user."""
+    if name_or_path in REGISTRY:
+        target = cached_path(name_or_path)
+        if target.exists():
+            return target
+        if not download_missing:
+            spec = spec_for(name_or_path)
+            raise WeightsUnavailable(_missing_message(spec, target, "downloads are turned off"))
+        return download(name_or_path)
+    path = Path(name_or_path).expanduser()
+    if not path.is_file():
+        raise UserInputError(
+            f"weights {name_or_path!r} is neither a file nor a registry name; "
+            "give a path to a checkpoint or a name from 'rsov weights list'."
+        )
+    return path

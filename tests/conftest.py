@@ -1,0 +1,39 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory, monkeypatch):
+    """Every test gets its own RSOV_HOME and never reaches the network."""
+    home = tmp_path_factory.mktemp("rsov_home")
+    monkeypatch.setenv("RSOV_HOME", str(home))
+    monkeypatch.setenv("RSOV_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(home / "hf"))
+    return home
+
+
+@pytest.fixture(scope="session")
+def tiny_files(tmp_path_factory):
+    """Tiny CLIP (OpenAI state dict, TorchScript, open_clip) and SimFeatUp checkpoints."""
+    from checkpoints import (openai_state_dict, save_open_clip_checkpoint, save_simfeatup_lightning,
+                             save_torchscript_archive, tiny_clip, tiny_simfeatup)
+    import torch
+
+    folder = tmp_path_factory.mktemp("weights")
+    model = tiny_clip()
+    files = {
+        "model": model,
+        "openai_state_dict": folder / "tiny-openai.pt",
+        "torchscript": save_torchscript_archive(openai_state_dict(model), folder / "ViT-tiny.pt"),
+        "open_clip": save_open_clip_checkpoint(model, folder / "tiny-open_clip.pt"),
+        "simfeatup": save_simfeatup_lightning(tiny_simfeatup(), folder / "xclip_jbu_one_tiny.ckpt"),
+    }
+    torch.save(openai_state_dict(model), files["openai_state_dict"])
+    return files
