@@ -65,12 +65,15 @@ def _segment(args: argparse.Namespace) -> int:
         download=not args.offline)
     job = SegmentJob(args.input, classes, args.out_raster, args.out_probs, args.preview,
                      args.resize_long_side, args.overwrite, settings)
-    bar = None if args.quiet else tqdm(total=0, unit="window", desc="segmenting", dynamic_ncols=True)
+    bar = None
 
     def progress(done: int, total: int) -> None:
-        if bar is not None:
-            bar.total = total
-            bar.update(done - bar.n)
+        nonlocal bar
+        if args.quiet:
+            return
+        if bar is None:
+            bar = tqdm(total=total, unit="window", desc="segmenting", dynamic_ncols=True)
+        bar.update(done - bar.n)
 
     try:
         result = run(job, progress)

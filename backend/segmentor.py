@@ -54,12 +54,11 @@ def _file_identity(path: Path) -> str:
 
 def load_segmentor(settings: ModelSettings, classes: ClassList) -> LoadedSegmentor:
     """Load weights, build the SegEarth-OV model and encode the class queries (cached)."""
-    from open_clip import tokenize
-
-    from backend.models.clip_loading import load_clip
+    from backend.models.clip_loading import load_clip  # applies the torchvision shim first
     from backend.models.presets import dataset_preset, model_preset
     from backend.models.segearth import SegEarthOV
     from backend.models.simfeatup import load_simfeatup
+    from open_clip import tokenize
 
     preset = model_preset(settings.model)
     dataset = dataset_preset(settings.dataset) if settings.dataset else None

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
 import tempfile
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,6 +136,23 @@ def _missing_message(spec: WeightSpec, target: Path, reason: str) -> str:
             f"({reason}); download {spec.filename} from {spec.source} and put it at {target}")
 
 
+def _hub_endpoint(endpoint: str | None) -> str:
+    from huggingface_hub import constants
+
+    return endpoint or os.environ.get("RSOV_HF_ENDPOINT") or constants.ENDPOINT
+
+
+def _unreachable(url: str) -> str | None:
+    """Why ``url``'s host cannot be reached (one quick connect), or None if it can."""
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=NETWORK_TIMEOUT_S):
+            return None
+    except OSError as error:
+        return f"cannot reach {parts.hostname}:{port}: {error.strerror or type(error).__name__}"
+
+
 def _fetch_url(url: str, destination: Path) -> None:
     with urllib.request.urlopen(url, timeout=NETWORK_TIMEOUT_S) as response, open(destination, "wb") as out:
         shutil.copyfileobj(response, out, length=1 << 20)
@@ -145,7 +164,7 @@ def _fetch_hub(spec: WeightSpec, destination: Path, endpoint: str | None) -> Non
     with tempfile.TemporaryDirectory(dir=destination.parent, prefix=".hub-") as staging:
         downloaded = hf_hub_download(
             spec.hf_repo, spec.hf_filename or spec.filename, local_dir=staging,
-            etag_timeout=NETWORK_TIMEOUT_S, endpoint=endpoint or os.environ.get("RSOV_HF_ENDPOINT"),
+            etag_timeout=NETWORK_TIMEOUT_S, endpoint=endpoint,
         )
         shutil.move(downloaded, destination)
 
@@ -158,17 +177,19 @@ def download(name: str, endpoint: str | None = None, force: bool = False) -> Pat
         return target
     if _offline():
         raise WeightsUnavailable(_missing_message(spec, target, "offline mode is set"))
+    if not spec.hf_repo and not spec.url:
+        raise WeightsUnavailable(_missing_message(spec, target, "no download source is known"))
+    source_url = _hub_endpoint(endpoint) if spec.hf_repo else spec.url
+    problem = _unreachable(source_url)
+    if problem:  # fail at once rather than through the hub client's retries
+        raise WeightsUnavailable(_missing_message(spec, target, problem))
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.partial")
     try:
         if spec.hf_repo:
-            _fetch_hub(spec, partial, endpoint)
-        elif spec.url:
-            _fetch_url(spec.url, partial)
+            _fetch_hub(spec, partial, source_url)
         else:
-            raise WeightsUnavailable(_missing_message(spec, target, "no download source is known"))
-    except WeightsUnavailable:
-        raise
+            _fetch_url(spec.url, partial)
     except Exception as error:  # network and hub errors all mean the same thing to the user
         partial.unlink(missing_ok=True)
         reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__

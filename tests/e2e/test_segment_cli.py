@@ -1,0 +1,106 @@
+"""`rsov segment` as a user runs it: the installed console command on a small GeoTIFF."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from rasterio.transform import from_origin
+
+RSOV = str(Path(sys.executable).with_name("rsov"))
+CLASSES = "background; building,roof,house; road"
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    path = tmp_path_factory.mktemp("scene") / "scene.tif"
+    rows, cols = np.mgrid[0:230, 0:260]
+    red = (120 + 80 * np.sin(cols / 17.0)).astype(np.uint8)
+    green = (100 + 60 * np.cos(rows / 11.0)).astype(np.uint8)
+    blue = ((rows * 3 + cols) % 256).astype(np.uint8)
+    with rasterio.open(path, "w", driver="GTiff", height=230, width=260, count=3, dtype="uint8",
+                       crs="EPSG:32633", transform=from_origin(500000.0, 4650000.0, 0.5, 0.5)) as out:
+        out.write(np.stack([red, green, blue]))
+    return path
+
+
+def rsov(*args, **env):
+    return subprocess.run([RSOV, *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=300)
+
+
+def expected_probabilities(scene, tiny_files, threshold):
+    from backend.models.clip_loading import load_clip
+    from backend.models.segearth import SegEarthOV, classify
+    from backend.models.simfeatup import load_simfeatup
+    from backend.prompts import encode_queries, openai_imagenet_templates, parse_inline_classes
+    from backend.raster.stitching import normalise_pixels, slide_logits
+    from open_clip import tokenize
+
+    classes = parse_inline_classes(CLASSES)
+    clip, _ = load_clip(tiny_files["torchscript"], quick_gelu=True)
+    model = SegEarthOV(clip, load_simfeatup(tiny_files["simfeatup"]))
+    queries = encode_queries(clip.encode_text, tokenize, classes.queries, openai_imagenet_templates())
+    with rasterio.open(scene) as src:
+        image = normalise_pixels(torch.from_numpy(src.read()))
+    logits = slide_logits(model, image, queries)
+    return classify(logits, classes.query_to_class, 50.0, threshold, 0)
+
+
+def test_segment_writes_georeferenced_classes_and_probabilities(scene, tiny_files, tmp_path, isolated_home):
+    out = tmp_path / "out"
+    result = rsov("segment", scene, "--classes", CLASSES, "--out-raster", out / "classes.tif",
+                  "--out-probs", out / "probs.tif", "--preview", out / "preview.png",
+                  "--clip-weights", tiny_files["torchscript"], "--upsampler-weights", tiny_files["simfeatup"],
+                  "--prob-threshold", "0.4", "--batch-size", "3")
+    assert result.returncode == 0, result.stderr
+    assert "building:" in result.stdout and "km²" in result.stdout
+    with rasterio.open(scene) as src, rasterio.open(out / "classes.tif") as classes, \
+            rasterio.open(out / "probs.tif") as probs:
+        assert classes.crs == src.crs and classes.transform == src.transform
+        assert (classes.width, classes.height, classes.dtypes[0]) == (260, 230, "uint8")
+        assert classes.tags()["CLASS_NAMES"] == "background;building;road"
+        assert classes.tags()["CLASS_1"] == "building"
+        colormap = classes.colormap(1)
+        assert len({colormap[i] for i in range(3)}) == 3
+        assert probs.count == 3 and probs.dtypes[0] == "float32" and probs.crs == src.crs
+        assert probs.descriptions == ("background", "building", "road")
+        class_map, probabilities = classes.read(1), probs.read()
+    expected_map, expected_probs = expected_probabilities(scene, tiny_files, 0.4)
+    np.testing.assert_allclose(probabilities, expected_probs.numpy(), atol=2e-5)
+    agree = (class_map == expected_map.numpy()).mean()
+    assert agree > 0.999
+    best = probabilities.max(axis=0)
+    assert np.all(class_map[best < 0.4 - 1e-4] == 0)
+    assert np.array_equal(class_map[best > 0.4 + 1e-4], probabilities.argmax(axis=0)[best > 0.4 + 1e-4])
+    assert (out / "preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(list((isolated_home / "cache" / "text").glob("*.safetensors"))) == 1
+
+
+def test_existing_output_is_kept_without_overwrite(scene, tiny_files, tmp_path):
+    target = tmp_path / "classes.tif"
+    target.write_bytes(b"precious")
+    result = rsov("segment", scene, "--classes", "water; land", "--out-raster", target,
+                  "--clip-weights", tiny_files["open_clip"], "--no-upsampler")
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"rsov: error: output {target} already exists; pass --overwrite to replace it."
+    assert target.read_bytes() == b"precious"
+
+
+def test_missing_weights_offline_exit_non_zero_with_one_sentence(scene, tmp_path):
+    result = rsov("segment", scene, "--classes", "water; land", "--out-raster", tmp_path / "c.tif")
+    assert result.returncode == 3
+    assert result.stderr.count("\n") == 1 and "put it at" in result.stderr
+    assert not (tmp_path / "c.tif").exists()
+
+
+def test_bad_input_raster_is_named(tmp_path, tiny_files):
+    broken = tmp_path / "broken.tif"
+    broken.write_bytes(b"II*\x00garbage")
+    result = rsov("segment", broken, "--classes", "a; b", "--out-raster", tmp_path / "c.tif",
+                  "--clip-weights", tiny_files["open_clip"], "--no-upsampler")
+    assert result.returncode == 2 and "broken.tif cannot be read" in result.stderr
+    assert "Traceback" not in result.stderr
