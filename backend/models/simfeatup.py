@@ -20,7 +20,7 @@ from backend.models.checkpoints import read_checkpoint, tensor_state_dict
 CHECKPOINT_PREFIX = "upsampler."
 
 
-def adaptive_conv(padded: torch.Tensor, kernel: torch.Tensor, channel_chunk: int | None = 16) -> torch.Tensor:
+def adaptive_conv(padded: torch.Tensor, kernel: torch.Tensor, channel_chunk: int | None = 32) -> torch.Tensor:
     """out[b,c,y,x] = sum_ij kernel[b,i*d+j,y,x] * padded[b,c,y+i,x+j] for a d x d window.
 
     ``padded`` is (B, C, H+d-1, W+d-1), ``kernel`` is (B, d*d, H, W). Channels are processed
@@ -46,7 +46,7 @@ def adaptive_conv(padded: torch.Tensor, kernel: torch.Tensor, channel_chunk: int
 class JointBilateralUpsampler(nn.Module):
     """FeatUp's JBU with a learned range kernel (parameter names as in the checkpoints)."""
 
-    def __init__(self, guidance_dim: int = 3, key_dim: int = 32, radius: int = 5, channel_chunk: int | None = 16):
+    def __init__(self, guidance_dim: int = 3, key_dim: int = 32, radius: int = 5, channel_chunk: int | None = 32):
         super().__init__()
         self.radius = radius
         self.diameter = 2 * radius + 1
@@ -93,7 +93,7 @@ class SimFeatUp(nn.Module):
 
     steps = 4
 
-    def __init__(self, feat_dim: int = 512, channel_chunk: int | None = 16):
+    def __init__(self, feat_dim: int = 512, channel_chunk: int | None = 32):
         super().__init__()
         self.up = JointBilateralUpsampler(radius=5, channel_chunk=channel_chunk)
         self.fixup_proj = nn.Sequential(nn.Dropout2d(0.2), nn.Conv2d(feat_dim, feat_dim, 1))
@@ -111,7 +111,7 @@ class SimFeatUp(nn.Module):
         return features + 0.1 * self.fixup_proj(features)
 
 
-def load_simfeatup(path: str | Path, channel_chunk: int | None = 16) -> SimFeatUp:
+def load_simfeatup(path: str | Path, channel_chunk: int | None = 32) -> SimFeatUp:
     """Load the authors' ``xclip_jbu_one_*.ckpt`` (Lightning; keys ``upsampler.*``) in eval mode."""
     tensors = tensor_state_dict(read_checkpoint(path))
     tensors = {k[len(CHECKPOINT_PREFIX):] if k.startswith(CHECKPOINT_PREFIX) else k: v for k, v in tensors.items()}
