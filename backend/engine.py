@@ -119,7 +119,10 @@ def run(job: SegmentJob, progress: Progress | None = None,
         write_preview_png(job.preview, class_map, image, job.classes.names)
     seconds = time.perf_counter() - started
     counts = np.bincount(class_map.ravel(), minlength=len(job.classes)).tolist()
-    pixel_area = abs(image.transform.a * image.transform.e) if image.crs is not None else None
+    pixel_area = None  # m² per pixel, for projected CRSs only (geographic areas are geodesic)
+    if image.crs is not None and image.crs.is_projected:
+        metres = image.crs.linear_units_factor[1]
+        pixel_area = abs(image.transform.a * image.transform.e) * metres ** 2
     return SegmentResult(job.classes.names, counts, pixel_area,
                          len(slide_windows(*normalised.shape[-2:], loaded.window, loaded.stride)),
                          seconds, image.height * image.width / 1e6, str(loaded.device), outputs)
