@@ -57,6 +57,9 @@ DATASET_PRESETS: dict[str, DatasetPreset] = {p.name: p for p in (
     DatasetPreset("whu-aerial", 0.6), DatasetPreset("whu-sat-ii", 0.7), DatasetPreset("wbs-si", 0.6),
     DatasetPreset("deepglobe", 0.7), DatasetPreset("massachusetts", 0.7), DatasetPreset("spacenet", 0.7),
     DatasetPreset("chn6-cug", 0.8), DatasetPreset("xbd", 0.0, 0, gba_lambda=0.0),
+    # SAR (SegEarth-OV-2 configs, with --model segearth-ov-sar)
+    DatasetPreset("openearthmap-sar", 0.0), DatasetPreset("ddhr-sar", 0.0), DatasetPreset("fusar-map", 0.0),
+    DatasetPreset("pie-sar", 0.0), DatasetPreset("whu-sar", 0.0, 6), DatasetPreset("yeseg-sar", 0.3),
 )}
 
 
