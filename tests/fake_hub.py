@@ -37,20 +37,20 @@ class FakeHub:
                 self.send_header("Content-Type", "application/octet-stream")
                 self.end_headers()
 
-            def do_HEAD(self) -> None:
+            def _respond(self, with_body: bool) -> None:
                 body = self._lookup()
                 if body is None:
                     self.send_error(404)
                     return
                 self._headers(body)
+                if with_body:
+                    self.wfile.write(body)
+
+            def do_HEAD(self) -> None:
+                self._respond(with_body=False)
 
             def do_GET(self) -> None:
-                body = self._lookup()
-                if body is None:
-                    self.send_error(404)
-                    return
-                self._headers(body)
-                self.wfile.write(body)
+                self._respond(with_body=True)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
