@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -127,7 +127,3 @@ def run(job: SegmentJob, progress: Progress | None = None,
                          len(slide_windows(*normalised.shape[-2:], loaded.window, loaded.stride)),
                          seconds, image.height * image.width / 1e6, str(loaded.device), outputs)
 
-
-def with_settings(job: SegmentJob, **changes) -> SegmentJob:
-    """A copy of ``job`` with some model settings changed."""
-    return replace(job, settings=replace(job.settings, **changes))

@@ -7,7 +7,7 @@ ViT-L/14 and smaller variants load from the same code.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -103,10 +103,3 @@ def load_clip(path: str | Path, quick_gelu: bool) -> tuple[torch.nn.Module, Clip
         )
     return model.float().eval(), arch
 
-
-def architecture_summary(arch: ClipArchitecture) -> str:
-    """A one-line description, e.g. for logs: 'ViT-B/16 width 768 x 12, text 512 x 12, dim 512'."""
-    values = asdict(arch)
-    return (f"ViT patch {values['patch_size']} width {values['vision_width']} x {values['vision_layers']}, "
-            f"text {values['text_width']} x {values['text_layers']} (context {values['context_length']}), "
-            f"embed {values['embed_dim']}")
