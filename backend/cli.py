@@ -6,6 +6,7 @@ rsov weights list | download NAME | verify [NAME] | path NAME
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -15,36 +16,63 @@ from backend.errors import Cancelled, UserInputError
 
 def _add_segment(commands) -> None:
     p = commands.add_parser("segment", help="segment a raster into the classes you name",
-                            description="Open-vocabulary segmentation of a raster (whole image in memory).")
-    p.add_argument("input", type=Path, help="GeoTIFF or any image GDAL reads")
+                            description="Open-vocabulary segmentation of a raster of any size, streamed window "
+                                        "by window, into a class raster and/or polygons.")
+    p.add_argument("input", type=Path, help="GeoTIFF, COG, VRT, JP2 or any raster GDAL reads")
     classes = p.add_mutually_exclusive_group(required=True)
     classes.add_argument("--classes-file", type=Path, help="one class per line, comma-separated synonyms")
     classes.add_argument("--classes", help='classes separated by ";", synonyms by ",", e.g. "background; building,roof"')
-    p.add_argument("--out-raster", type=Path, required=True, help="class raster to write (uint8 GeoTIFF)")
-    p.add_argument("--out-probs", type=Path, help="probability raster to write (float32, band i = class i)")
-    p.add_argument("--preview", type=Path, help="PNG preview of the classes beside the image")
-    p.add_argument("--model", default="segearth-ov", help="model preset (default: segearth-ov)")
-    p.add_argument("--dataset-preset", dest="dataset", help="threshold/background preset of a benchmark dataset")
-    p.add_argument("--clip-weights", help="CLIP checkpoint file or registry name (default: the preset's)")
-    up = p.add_mutually_exclusive_group()
+    out = p.add_argument_group("outputs (at least --out-raster or --out)")
+    out.add_argument("--out-raster", type=Path, help="class raster to write (COG, uint8, nodata 255)")
+    out.add_argument("--out", dest="out_polygons", type=Path, metavar="POLYGONS",
+                     help="polygons to write: .gpkg, .shp, .geojson or .fgb")
+    out.add_argument("--out-probs", type=Path, help="probability raster to write (COG, float32, band i = class i)")
+    out.add_argument("--preview", type=Path, help="PNG preview of the classes beside the image")
+    out.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    read = p.add_argument_group("reading")
+    read.add_argument("--bands", help="1-based bands as R,G,B (e.g. 4,3,2), or one band repeated (default 1,2,3)")
+    read.add_argument("--stretch", help="MIN,MAX for all bands or per band (default: 2-98 percentiles for non-uint8)")
+    read.add_argument("--aoi", help="area of interest: XMIN,YMIN,XMAX,YMAX, a WKT geometry, or a vector file")
+    read.add_argument("--aoi-layer", help="layer of the --aoi file (default: the first)")
+    read.add_argument("--aoi-crs", help="CRS of --aoi (default: the file's own, else the raster's)")
+    read.add_argument("--gsd", type=float, metavar="METRES", help="resample on read to this ground sampling distance")
+    read.add_argument("--resize-long-side", type=int, metavar="PIXELS",
+                      help="resample on read so the area's long side has this many pixels")
+    read.add_argument("--keep-gsd", action="store_true", help="write rasters at the resampled grid, not the input's")
+    poly = p.add_argument_group("polygons")
+    poly.add_argument("--simplify", type=float, default=0.0, metavar="PIXELS",
+                      help="simplify polygons by this tolerance, keeping shared edges (default 0: pixel edges)")
+    poly.add_argument("--min-area", type=float, default=0.0, metavar="M2", help="drop polygons smaller than this")
+    poly.add_argument("--fill-holes", type=float, default=0.0, metavar="M2", help="fill holes smaller than this")
+    poly.add_argument("--out-crs", help="CRS of the polygons (default: the raster's)")
+    model = p.add_argument_group("model")
+    model.add_argument("--model", default="segearth-ov", help="model preset (default: segearth-ov)")
+    model.add_argument("--dataset-preset", dest="dataset", help="threshold/background preset of a benchmark dataset")
+    model.add_argument("--clip-weights", help="CLIP checkpoint file or registry name (default: the preset's)")
+    up = model.add_mutually_exclusive_group()
     up.add_argument("--upsampler-weights", help="SimFeatUp checkpoint file or registry name")
     up.add_argument("--no-upsampler", action="store_true", help="bilinear logits instead of SimFeatUp")
-    p.add_argument("--attention", choices=["segearth", "sclip", "clearclip", "vanilla"])
-    p.add_argument("--attention-blocks", type=int, help="how many last blocks use dense attention")
-    p.add_argument("--activation", choices=["quickgelu", "gelu"])
-    p.add_argument("--gba-lambda", type=float, help="global bias alleviation weight (default -0.3)")
-    p.add_argument("--prob-threshold", type=float, help="pixels below this probability become background")
-    p.add_argument("--background-index", type=int, help="class index given to low-probability pixels")
-    p.add_argument("--window", type=int, help="slide window size in pixels (default 224)")
-    p.add_argument("--stride", type=int, help="slide stride in pixels (default 112)")
-    p.add_argument("--resize-long-side", type=int, help="resize so the long side has N pixels before inference")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
-    p.add_argument("--batch-size", type=int, default=8, help="windows per model call")
-    p.add_argument("--offline", action="store_true", help="never download weights")
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    model.add_argument("--attention", choices=["segearth", "sclip", "clearclip", "vanilla"])
+    model.add_argument("--attention-blocks", type=int, help="how many last blocks use dense attention")
+    model.add_argument("--activation", choices=["quickgelu", "gelu"])
+    model.add_argument("--gba-lambda", type=float, help="global bias alleviation weight (default -0.3)")
+    model.add_argument("--prob-threshold", type=float, help="pixels below this probability become background")
+    model.add_argument("--background-index", type=int, help="class index given to low-probability pixels")
+    model.add_argument("--window", type=int, help="slide window size in pixels (default 224)")
+    model.add_argument("--stride", type=int, help="slide stride in pixels (default 112)")
+    run = p.add_argument_group("running")
+    run.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    run.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    run.add_argument("--batch-size", type=int, default=8, help="windows per model call")
+    run.add_argument("--strip-width", type=int, default=8192, metavar="PIXELS",
+                     help="process wider rasters in column strips of this width (bounds memory)")
+    run.add_argument("--offline", action="store_true", help="never download weights")
+    run.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(handler=_segment)
+
+
+def _area(square_metres: float) -> str:
+    return f"{square_metres / 1e6:.3f} km²" if square_metres >= 1e4 else f"{square_metres:.0f} m²"
 
 
 def _segment(args: argparse.Namespace) -> int:
@@ -52,6 +80,8 @@ def _segment(args: argparse.Namespace) -> int:
 
     from backend.engine import ModelSettings, SegmentJob, run
     from backend.prompts import parse_class_file, parse_inline_classes
+    from backend.raster.source import ReadOptions, parse_bands, parse_stretch
+    from backend.raster.vectorize import PolygonOptions
 
     classes = parse_class_file(args.classes_file) if args.classes_file else parse_inline_classes(args.classes)
     if args.batch_size < 1:
@@ -63,16 +93,23 @@ def _segment(args: argparse.Namespace) -> int:
         prob_threshold=args.prob_threshold, background_index=args.background_index, window=args.window,
         stride=args.stride, device=args.device, precision=args.precision, batch_size=args.batch_size,
         download=not args.offline)
-    job = SegmentJob(args.input, classes, args.out_raster, args.out_probs, args.preview,
-                     args.resize_long_side, args.overwrite, settings)
+    read = ReadOptions(bands=parse_bands(args.bands) if args.bands else None,
+                       stretch=parse_stretch(args.stretch) if args.stretch else None,
+                       aoi=args.aoi, aoi_layer=args.aoi_layer, aoi_crs=args.aoi_crs, gsd=args.gsd,
+                       resize_long_side=args.resize_long_side, keep_gsd=args.keep_gsd)
+    polygons = PolygonOptions(args.simplify, args.min_area, args.fill_holes, args.out_crs)
+    job = SegmentJob(args.input, classes, args.out_raster, args.out_probs, args.out_polygons, args.preview,
+                     args.overwrite, settings, read, polygons, args.strip_width)
     bar = None
 
-    def progress(done: int, total: int) -> None:
+    def progress(done: float, total: float) -> None:
         nonlocal bar
         if args.quiet:
             return
         if bar is None:
-            bar = tqdm(total=total, unit="window", desc="segmenting", dynamic_ncols=True)
+            bar = tqdm(total=total, unit="MP", desc="segmenting", dynamic_ncols=True,
+                       bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.2f}/{total:.2f} MP "
+                                  "[{elapsed}<{remaining}, {rate_fmt}]")
         bar.update(done - bar.n)
 
     try:
@@ -83,9 +120,12 @@ def _segment(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"{result.megapixels:.2f} MP in {result.seconds:.1f} s ({result.megapixels_per_second:.3f} MP/s, "
               f"{result.windows} windows, {result.device})")
-        for name, count in zip(result.class_names, result.pixel_counts):
-            area = f", {count * result.pixel_area / 1e6:.3f} km²" if result.pixel_area else ""
-            print(f"  {name}: {count} px{area}")
+        for name, count, area in zip(result.class_names, result.pixel_counts,
+                                     result.class_areas_m2 or [None] * len(result.class_names)):
+            if count:
+                print(f"  {name}: {count} px" + (f", {_area(area)}" if area is not None else ""))
+        if result.polygon_count is not None:
+            print(f"{result.polygon_count} polygons")
         print("wrote " + ", ".join(str(p) for p in result.outputs))
     return 0
 
@@ -141,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(format="rsov: warning: %(message)s", level=logging.WARNING)
     try:
         return args.handler(args)
     except UserInputError as error:

@@ -1,16 +1,28 @@
-"""The one entry point every face calls: ``run(job)`` segments a raster and writes the outputs."""
+"""The one entry point every face calls: ``run(job)`` segments a raster of any size and writes the outputs."""
 from __future__ import annotations
 
+import contextlib
+import logging
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from rasterio.transform import Affine
 
-from backend.errors import UserInputError
+from backend.errors import Cancelled, UserInputError
 from backend.prompts import ClassList
+from backend.raster.aoi import parse_crs
+from backend.raster.io import (CLASS_NODATA, Grid, copy_as_cog, label_class_raster, label_probability_raster,
+                               open_grid_raster, open_raster, resample_to_grid, write_preview_png)
+from backend.raster.source import RasterSource, ReadOptions
 from backend.raster.stitching import Progress
+from backend.raster.streaming import DEFAULT_STRIP_WIDTH, total_windows
+from backend.raster.vectorize import PolygonOptions, polygonize, vector_driver, write_polygons
+
+log = logging.getLogger("rsov")
 
 
 @dataclass(frozen=True)
@@ -40,90 +52,209 @@ class ModelSettings:
 class SegmentJob:
     input: Path
     classes: ClassList
-    out_raster: Path
-    out_probs: Path | None = None
-    preview: Path | None = None
-    resize_long_side: int | None = None
+    out_raster: Path | None = None  # class raster (COG, uint8, nodata 255)
+    out_probs: Path | None = None  # probability raster (COG, float32, band i = class i)
+    out_polygons: Path | None = None  # .gpkg, .shp, .geojson or .fgb
+    preview: Path | None = None  # PNG
     overwrite: bool = False
     settings: ModelSettings = field(default_factory=ModelSettings)
+    read: ReadOptions = field(default_factory=ReadOptions)
+    polygons: PolygonOptions = field(default_factory=PolygonOptions)
+    strip_width: int = DEFAULT_STRIP_WIDTH  # columns per strip: bounds memory on very wide rasters
 
 
 @dataclass
 class SegmentResult:
     class_names: list[str]
-    pixel_counts: list[int]
-    pixel_area: float | None
+    pixel_counts: list[int]  # on the working grid
+    class_areas_m2: list[float] | None  # None without a CRS
     windows: int
     seconds: float
     megapixels: float
     device: str
     outputs: list[Path]
+    polygon_count: int | None = None
 
     @property
     def megapixels_per_second(self) -> float:
         return self.megapixels / self.seconds if self.seconds > 0 else float("nan")
 
 
+def _check_folder(path: Path) -> None:
+    """The folder of ``path`` exists (or can be made) and takes new files."""
+    folder = path.parent if str(path.parent) else Path(".")
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserInputError(f"output folder {folder} cannot be created ({existing} is a file); "
+                             "choose another output path.")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise UserInputError(f"output folder {folder} is not writable ({error.strerror}); "
+                             "choose another output path.") from None
+
+
 def _check_outputs(job: SegmentJob) -> list[Path]:
-    outputs = [p for p in (job.out_raster, job.out_probs, job.preview) if p is not None]
-    for path in outputs:
-        if path.exists() and not job.overwrite:
-            raise UserInputError(f"output {path} already exists; pass --overwrite to replace it.")
-        folder = path.parent if str(path.parent) else Path(".")
-        if folder.exists() and not folder.is_dir():
-            raise UserInputError(f"output folder {folder} is a file; choose another output path.")
+    if job.out_raster is None and job.out_polygons is None:
+        raise UserInputError("no output was asked for; give --out-raster CLASSES.tif and/or --out POLYGONS.gpkg.")
+    outputs = [p for p in (job.out_raster, job.out_probs, job.out_polygons, job.preview) if p is not None]
+    if len({p.resolve() for p in outputs}) < len(outputs):
+        raise UserInputError("two outputs have the same path; give each output its own file name.")
     for path, suffixes in ((job.out_raster, {".tif", ".tiff"}), (job.out_probs, {".tif", ".tiff"}),
                            (job.preview, {".png"})):
         if path is not None and path.suffix.lower() not in suffixes:
             raise UserInputError(f"output {path} must end in {' or '.join(sorted(suffixes))}; rename it.")
+    if job.out_polygons is not None:
+        vector_driver(job.out_polygons)
+    for path in outputs:
+        if path.exists() and not job.overwrite:
+            raise UserInputError(f"output {path} already exists; pass --overwrite to replace it.")
+        _check_folder(path)
     return outputs
+
+
+def _check_polygon_options(job: SegmentJob, source: RasterSource) -> None:
+    options = job.polygons
+    for name, value in (("--simplify", options.simplify), ("--min-area", options.min_area),
+                        ("--fill-holes", options.fill_holes)):
+        if value < 0:
+            raise UserInputError(f"{name} {value} is negative; give 0 or more.")
+    if source.crs is None and (options.min_area or options.fill_holes or options.out_crs):
+        raise UserInputError(f"{source.path} has no CRS, so --min-area, --fill-holes and --out-crs cannot apply; "
+                             "georeference the raster first.")
+    if options.out_crs is not None:
+        parse_crs(options.out_crs, "--out-crs")
 
 
 def run(job: SegmentJob, progress: Progress | None = None,
         should_stop: Callable[[], bool] | None = None) -> SegmentResult:
-    """Segment ``job.input`` with the job's model and write its outputs (atomically)."""
-    import torch
-    import torch.nn.functional as F
+    """Segment ``job.input`` window by window and write the job's outputs, each renamed into place at the end.
 
-    from backend.raster.io import read_rgb, write_class_raster, write_preview_png, write_probability_raster
-    from backend.raster.stitching import normalise_pixels, slide_logits
-    from backend.raster.tiling import slide_windows
+    ``progress(done, total)`` is called in megapixels of the working grid; ``should_stop()``
+    returning True cancels the run, leaving every output as it was.
+    """
     from backend.segmentor import load_segmentor
 
     outputs = _check_outputs(job)
-    image = read_rgb(job.input)
-    if job.resize_long_side is not None and job.resize_long_side < 16:
-        raise UserInputError(f"--resize-long-side {job.resize_long_side} is too small; give at least 16 pixels.")
+    source = RasterSource(job.input, job.read)
+    if source.crs is None:
+        log.warning("%s has no CRS: outputs are in pixel coordinates.", job.input)
+    _check_polygon_options(job, source)
+    if job.strip_width < 1:
+        raise UserInputError(f"--strip-width {job.strip_width} must be at least 1 pixel.")
     loaded = load_segmentor(job.settings, job.classes)
     started = time.perf_counter()
-    pixels = torch.from_numpy(image.pixels)
-    if job.resize_long_side:
-        scale = job.resize_long_side / max(image.height, image.width)
-        size = (max(1, round(image.height * scale)), max(1, round(image.width * scale)))
-        pixels = F.interpolate(pixels[None].float(), size=size, mode="bilinear", align_corners=False)[0]
-    normalised = normalise_pixels(pixels)
-    logits = slide_logits(loaded.model, normalised, loaded.queries, loaded.window, loaded.stride,
-                          job.settings.batch_size, loaded.autocast_dtype, progress, should_stop)
-    if logits.shape[-2:] != (image.height, image.width):
-        logits = F.interpolate(logits[None], size=(image.height, image.width), mode="bilinear",
-                               align_corners=False)[0]
+    work = Grid(source.height, source.width, source.transform, source.crs)
+    megapixels = work.height * work.width / 1e6
+    if progress is not None:  # report megapixels done rather than windows
+        windows_progress, progress = progress, (lambda done, total: windows_progress(megapixels * done / total,
+                                                                                     megapixels))
+    if source.resampled and not job.read.keep_gsd:
+        out = Grid(source.window.height, source.window.width,
+                   source.source_transform @ Affine.translation(source.window.col_off, source.window.row_off),
+                   source.crs)
+    else:
+        out = work
+    folder = outputs[0].parent
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".rsov-") as scratch:
+        scratch = Path(scratch)
+        stats = _infer(job, source, loaded, work, scratch, progress, should_stop)
+        if stats.valid_pixels == 0:
+            raise UserInputError(f"{job.input} has no valid pixels in the area to segment (all nodata or outside "
+                                 "--aoi); choose another area or check the raster's nodata value.")
+        rasters = {name: scratch / f"{name}.tif" for name in ("classes", "probs", "confidence")}
+        rasters = {name: path for name, path in rasters.items() if path.exists()}
+        if out != work:
+            for name, path in list(rasters.items()):
+                resample_to_grid(path, scratch / f"{name}-out.tif", out)
+                rasters[name] = scratch / f"{name}-out.tif"
+        polygon_count = None
+        if job.out_polygons is not None:
+            frame = polygonize(rasters["classes"], rasters["confidence"], job.classes.names, job.polygons, should_stop)
+            polygon_count = len(frame)
+        if should_stop is not None and should_stop():
+            raise Cancelled("cancelled")
+        if job.out_raster is not None:
+            copy_as_cog(rasters["classes"], job.out_raster, "NEAREST")
+        if job.out_probs is not None:
+            copy_as_cog(rasters["probs"], job.out_probs, "AVERAGE")
+        if job.out_polygons is not None:
+            write_polygons(frame, job.out_polygons)
+        if job.preview is not None:
+            _write_preview(job, source, rasters["classes"])
+    return SegmentResult(job.classes.names, stats.counts.astype(int).tolist(),
+                         stats.areas.tolist() if source.crs is not None else None,
+                         total_windows(work.height, work.width, loaded.window, loaded.stride, job.strip_width),
+                         time.perf_counter() - started, megapixels, str(loaded.device), outputs,
+                         polygon_count)
+
+
+@dataclass
+class _Stats:
+    counts: np.ndarray
+    areas: np.ndarray
+    valid_pixels: int = 0
+
+
+def _infer(job: SegmentJob, source: RasterSource, loaded, grid: Grid, scratch: Path,
+           progress: Progress | None, should_stop: Callable[[], bool] | None) -> _Stats:
+    """Stream the model over the working grid into scratch rasters: classes, probabilities, confidence."""
+    from rasterio.windows import Window
+
     from backend.models.segearth import classify
+    from backend.raster.streaming import stream_logits
 
-    classes, probabilities = classify(logits, job.classes.query_to_class, loaded.logit_scale,
-                                      loaded.prob_threshold, loaded.background_index)
-    class_map = classes.cpu().numpy().astype(np.uint8)
-    write_class_raster(job.out_raster, class_map, image, job.classes.names)
-    if job.out_probs is not None:
-        write_probability_raster(job.out_probs, probabilities.cpu().numpy(), image, job.classes.names)
-    if job.preview is not None:
-        write_preview_png(job.preview, class_map, image, job.classes.names)
-    seconds = time.perf_counter() - started
-    counts = np.bincount(class_map.ravel(), minlength=len(job.classes)).tolist()
-    pixel_area = None  # m² per pixel, for projected CRSs only (geographic areas are geodesic)
-    if image.crs is not None and image.crs.is_projected:
-        metres = image.crs.linear_units_factor[1]
-        pixel_area = abs(image.transform.a * image.transform.e) * metres ** 2
-    return SegmentResult(job.classes.names, counts, pixel_area,
-                         len(slide_windows(*normalised.shape[-2:], loaded.window, loaded.stride)),
-                         seconds, image.height * image.width / 1e6, str(loaded.device), outputs)
+    names = job.classes.names
+    stats = _Stats(np.zeros(len(names)), np.zeros(len(names)))
+    with contextlib.ExitStack() as stack:
+        classes_out = stack.enter_context(open_grid_raster(scratch / "classes.tif", grid, 1, "uint8", CLASS_NODATA))
+        probs_out = confidence_out = None
+        if job.out_probs is not None:
+            probs_out = stack.enter_context(
+                open_grid_raster(scratch / "probs.tif", grid, len(names), "float32", float("nan")))
+        if job.out_polygons is not None:
+            confidence_out = stack.enter_context(
+                open_grid_raster(scratch / "confidence.tif", grid, 1, "uint16", None))
+        blocks = stream_logits(source.reader, grid.height, grid.width, loaded.model, loaded.queries, loaded.window,
+                               loaded.stride, job.settings.batch_size, loaded.autocast_dtype, job.strip_width,
+                               progress, should_stop)
+        for block in blocks:
+            classes, probabilities = classify(block.logits, job.classes.query_to_class, loaded.logit_scale,
+                                              loaded.prob_threshold, loaded.background_index)
+            valid = block.valid
+            height, width = valid.shape
+            window = Window(block.col, block.row, width, height)
+            class_map = classes.cpu().numpy().astype(np.uint8)
+            class_map[~valid] = CLASS_NODATA
+            classes_out.write(class_map, 1, window=window)
+            if probs_out is not None:
+                values = probabilities.cpu().numpy().astype(np.float32)
+                values[:, ~valid] = np.nan
+                probs_out.write(values, window=window)
+            if confidence_out is not None:
+                best = probabilities.gather(0, classes[None])[0].cpu().numpy()
+                confidence_out.write(np.where(valid, np.round(best * CONFIDENCE_SCALE), 0).astype(np.uint16), 1,
+                                     window=window)
+            row_areas = grid.pixel_areas(block.row, height) if grid.crs is not None else np.ones(height)
+            weights = np.broadcast_to(row_areas[:, None], valid.shape)[valid]
+            stats.counts += np.bincount(class_map[valid], minlength=len(names))
+            stats.areas += np.bincount(class_map[valid], weights=weights, minlength=len(names))
+            stats.valid_pixels += int(valid.sum())
+        label_class_raster(classes_out, names)
+        if probs_out is not None:
+            label_probability_raster(probs_out, names)
+    return stats
 
+
+def _write_preview(job: SegmentJob, source: RasterSource, classes_path: Path, side: int = 1024) -> None:
+    from rasterio.enums import Resampling
+
+    with open_raster(classes_path) as classes:
+        scale = min(1.0, side / max(classes.height, classes.width))
+        shape = (max(1, round(classes.height * scale)), max(1, round(classes.width * scale)))
+        class_map = classes.read(1, out_shape=shape, resampling=Resampling.nearest)
+    write_preview_png(job.preview, source.preview_pixels(*shape), class_map, job.classes.names)

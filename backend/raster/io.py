@@ -1,4 +1,4 @@
-"""Reading images and writing class / probability rasters that keep the input's georeferencing."""
+"""Writing outputs: georeferenced rasters window by window, COG copies, atomic renames, previews."""
 from __future__ import annotations
 
 import contextlib
@@ -11,74 +11,49 @@ from typing import Iterator
 import numpy as np
 import rasterio
 from rasterio.crs import CRS
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.enums import Resampling
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import Affine
-
-from backend.errors import UserInputError
-
-
-@dataclass
-class RasterImage:
-    """An RGB image (3, H, W) uint8 with the georeferencing it came with."""
-
-    pixels: np.ndarray
-    crs: CRS | None
-    transform: Affine
-    source: Path
-
-    @property
-    def height(self) -> int:
-        return int(self.pixels.shape[1])
-
-    @property
-    def width(self) -> int:
-        return int(self.pixels.shape[2])
+from rasterio.windows import Window
 
 
-def to_uint8(band: np.ndarray, low_pct: float = 2.0, high_pct: float = 98.0) -> np.ndarray:
-    """uint8 passes through; other types are stretched to 0-255 between two percentiles."""
-    if band.dtype == np.uint8:
-        return band
-    finite = band[np.isfinite(band)] if np.issubdtype(band.dtype, np.floating) else band
-    if finite.size == 0:
-        return np.zeros(band.shape, np.uint8)
-    low, high = np.percentile(finite, [low_pct, high_pct])
-    scaled = (band.astype(np.float64) - low) / max(high - low, 1e-12)
-    return (np.clip(np.nan_to_num(scaled), 0, 1) * 255).round().astype(np.uint8)
+def open_raster(path: str | Path, mode: str = "r", **profile):
+    """rasterio.open without the warning for images that carry no georeferencing (plain images are allowed)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        return rasterio.open(path, mode, **profile)
 
 
-def read_rgb(path: str | Path) -> RasterImage:
-    """Read the first three bands (one band is repeated to three) of any image GDAL opens."""
-    path = Path(path)
-    if not path.exists():
-        raise UserInputError(f"input raster {path} does not exist; check the path.")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(path) as dataset:
-                indexes = [1, 1, 1] if dataset.count < 3 else [1, 2, 3]
-                pixels = dataset.read(indexes)
-                crs, transform = dataset.crs, dataset.transform
-    except RasterioIOError as error:
-        raise UserInputError(
-            f"input raster {path} cannot be read ({str(error).splitlines()[0][:120]}); "
-            "give a GeoTIFF or another image GDAL opens."
-        ) from None
-    pixels = np.stack([to_uint8(band) for band in pixels])
-    return RasterImage(pixels, crs, transform, path)
+SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg", ".qix")
+
+
+def _parts(path: Path) -> list[Path]:
+    """A file and, for a shapefile, its sidecar files."""
+    if path.suffix.lower() != ".shp":
+        return [path]
+    return [path.with_suffix(suffix) for suffix in SHAPEFILE_PARTS]
 
 
 @contextlib.contextmanager
 def atomic_output(target: str | Path) -> Iterator[Path]:
-    """A temporary path beside ``target``, renamed onto it only if the block succeeds."""
+    """A temporary path beside ``target``, renamed onto it only if the block succeeds.
+
+    A shapefile's sidecars (.shx, .dbf, .prj, ...) are renamed with it.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.stem}.partial-{os.getpid()}{target.suffix}")
     try:
         yield temporary
-        os.replace(temporary, target)
+        written = {part.suffix for part in _parts(temporary) if part.exists()}
+        for part in _parts(target):
+            if part.suffix not in written and part != target:
+                part.unlink(missing_ok=True)  # a stale sidecar of the file being replaced
+        for part in _parts(temporary):
+            if part.exists():
+                os.replace(part, target.with_suffix(part.suffix))
     finally:
-        for leftover in (temporary, *temporary.parent.glob(temporary.name + ".*")):
+        for leftover in (*_parts(temporary), *temporary.parent.glob(temporary.name + ".*")):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
 
@@ -91,50 +66,113 @@ def class_colors(count: int) -> list[tuple[int, int, int]]:
     return [palette[i % len(palette)] for i in range(count)]
 
 
-def _georeferenced_profile(image: RasterImage, count: int, dtype: str, **extra) -> dict:
-    profile = dict(driver="GTiff", height=image.height, width=image.width, count=count, dtype=dtype,
-                   transform=image.transform, tiled=True, blockxsize=256, blockysize=256,
-                   compress="deflate", **extra)
-    if image.crs is not None:
-        profile["crs"] = image.crs
-    return profile
+CLASS_NODATA = 255
+CONFIDENCE_SCALE = 65535  # the temporary confidence raster stores probability x this, as uint16
 
 
-def write_class_raster(target: str | Path, classes: np.ndarray, image: RasterImage,
-                       class_names: list[str]) -> None:
-    """uint8 class raster (value = class index) with names and a colour table in its metadata."""
-    colors = class_colors(len(class_names))
+@dataclass(frozen=True)
+class Grid:
+    """A pixel grid on the ground: size, geotransform and CRS (None: pixel coordinates)."""
+
+    height: int
+    width: int
+    transform: Affine
+    crs: CRS | None
+
+    def window_bounds(self, row: int, col: int, height: int, width: int) -> tuple[float, float, float, float]:
+        from rasterio.windows import bounds
+
+        return bounds(Window(col, row, width, height), self.transform)
+
+    def pixel_areas(self, row: int, count: int) -> np.ndarray:
+        """m² of a pixel in each of ``count`` rows from ``row``: geodesic (at the centre column) for
+        geographic CRSs, constant for projected ones."""
+        t = self.transform
+        if self.crs.is_projected:
+            return np.full(count, abs(t.a * t.e - t.b * t.d) * self.crs.linear_units_factor[1] ** 2)
+        geod = geod_of(self.crs)
+        col = self.width // 2
+        areas = np.empty(count)
+        for index in range(count):
+            corners = [t @ (col + dx, row + index + dy) for dx, dy in ((0, 0), (1, 0), (1, 1), (0, 1))]
+            lons, lats = zip(*corners)
+            areas[index] = abs(geod.polygon_area_perimeter(lons, lats)[0])
+        return areas
+
+
+def geod_of(crs: CRS):
+    """The pyproj Geod of a CRS's ellipsoid, for geodesic areas."""
+    from pyproj import CRS as ProjCRS
+
+    return ProjCRS.from_user_input(crs.to_wkt()).get_geod()
+
+
+def open_grid_raster(path: Path, grid: Grid, count: int, dtype: str, nodata: float | None):
+    """A tiled, compressed GeoTIFF on ``grid`` to be written window by window."""
+    profile = dict(driver="GTiff", height=grid.height, width=grid.width, count=count, dtype=dtype,
+                   transform=grid.transform, tiled=True, blockxsize=256, blockysize=256, compress="deflate",
+                   nodata=nodata, BIGTIFF="IF_SAFER")
+    if dtype == "float32":
+        profile["predictor"] = 3
+    if grid.crs is not None:
+        profile["crs"] = grid.crs
+    return open_raster(path, "w", **profile)
+
+
+def label_class_raster(dataset, class_names: list[str]) -> None:
+    """Class names (tags and band description) and a colour table; nodata is transparent."""
+    colors = {i: (*color, 255) for i, color in enumerate(class_colors(len(class_names)))}
+    colors[CLASS_NODATA] = (0, 0, 0, 0)
+    dataset.write_colormap(1, colors)
+    dataset.update_tags(CLASS_NAMES=";".join(class_names), **{f"CLASS_{i}": name for i, name in enumerate(class_names)})
+    dataset.set_band_description(1, "class")
+
+
+def label_probability_raster(dataset, class_names: list[str]) -> None:
+    for index, name in enumerate(class_names, start=1):
+        dataset.set_band_description(index, name)
+    dataset.update_tags(CLASS_NAMES=";".join(class_names))
+
+
+def resample_to_grid(source: Path, target: Path, grid: Grid, rows_per_block: int = 512) -> None:
+    """Nearest-neighbour copy of ``source`` onto ``grid`` (same CRS), block of rows by block."""
+    from rasterio.windows import from_bounds
+
+    with open_raster(source) as src:
+        with open_grid_raster(target, grid, src.count, src.dtypes[0], src.nodata) as out:
+            for row in range(0, grid.height, rows_per_block):
+                height = min(rows_per_block, grid.height - row)
+                window = from_bounds(*grid.window_bounds(row, 0, height, grid.width), transform=src.transform)
+                data = src.read(window=window, out_shape=(src.count, height, grid.width),
+                                resampling=Resampling.nearest, boundless=False)
+                out.write(data, window=Window(0, row, grid.width, height))
+            out.update_tags(**src.tags())
+            for index in range(1, src.count + 1):
+                if src.descriptions[index - 1]:
+                    out.set_band_description(index, src.descriptions[index - 1])
+                with contextlib.suppress(ValueError):
+                    out.write_colormap(index, src.colormap(index))
+
+
+def copy_as_cog(source: Path, target: Path, overview_resampling: str) -> None:
+    """Cloud-optimised GeoTIFF copy of ``source`` (tiles, overviews, deflate) at ``target``, atomically."""
+    import rasterio.shutil
+
     with atomic_output(target) as temporary, warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(temporary, "w", **_georeferenced_profile(image, 1, "uint8")) as out:
-            out.write(classes.astype(np.uint8), 1)
-            out.write_colormap(1, {i: (*color, 255) for i, color in enumerate(colors)})
-            out.update_tags(CLASS_NAMES=";".join(class_names),
-                            **{f"CLASS_{i}": name for i, name in enumerate(class_names)})
-            out.set_band_description(1, "class")
+        rasterio.shutil.copy(source, temporary, driver="COG", compress="DEFLATE", blocksize=512,
+                             overview_resampling=overview_resampling, BIGTIFF="IF_SAFER")
 
 
-def write_probability_raster(target: str | Path, probabilities: np.ndarray, image: RasterImage,
-                             class_names: list[str]) -> None:
-    """float32 raster, band i = the probability of class i."""
-    with atomic_output(target) as temporary, warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        profile = _georeferenced_profile(image, len(class_names), "float32", predictor=3)
-        with rasterio.open(temporary, "w", **profile) as out:
-            out.write(probabilities.astype(np.float32))
-            for index, name in enumerate(class_names, start=1):
-                out.set_band_description(index, name)
-            out.update_tags(CLASS_NAMES=";".join(class_names))
-
-
-def write_preview_png(target: str | Path, classes: np.ndarray, image: RasterImage, class_names: list[str]) -> None:
-    """The image and its colour-coded classes side by side, with a legend strip."""
+def write_preview_png(target: str | Path, photo: np.ndarray, classes: np.ndarray, class_names: list[str]) -> None:
+    """The image (3, h, w) and its colour-coded classes (h, w) side by side, with a legend strip."""
     from PIL import Image, ImageDraw
 
-    palette = np.array(class_colors(len(class_names)), dtype=np.uint8)
-    overlay = palette[classes]
-    photo = np.transpose(image.pixels, (1, 2, 0))
-    blend = (0.45 * photo + 0.55 * overlay).astype(np.uint8)
+    palette = np.array(class_colors(len(class_names)) + [(0, 0, 0)] * (256 - len(class_names)), dtype=np.uint8)
+    photo = np.transpose(photo, (1, 2, 0))
+    valid = classes != CLASS_NODATA
+    blend = photo.copy()
+    blend[valid] = (0.45 * photo[valid] + 0.55 * palette[classes[valid]]).astype(np.uint8)
     height, width = classes.shape
     legend_height = 18 * len(class_names) + 8
     canvas = Image.new("RGB", (2 * width + 10, height + legend_height), (255, 255, 255))
@@ -144,7 +182,7 @@ def write_preview_png(target: str | Path, classes: np.ndarray, image: RasterImag
     for index, name in enumerate(class_names):
         top = height + 4 + 18 * index
         draw.rectangle([4, top, 18, top + 14], fill=tuple(int(v) for v in palette[index]))
-        share = 100.0 * float((classes == index).mean())
+        share = 100.0 * float((classes[valid] == index).mean()) if valid.any() else 0.0
         draw.text((24, top + 1), f"{index} {name}  {share:.1f}%", fill=(0, 0, 0))
     with atomic_output(target) as temporary:
         canvas.save(temporary, format="PNG")

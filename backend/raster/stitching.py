@@ -45,12 +45,11 @@ def slide_logits(
 ) -> torch.Tensor:
     """Average per-query logits (Q, H, W) over the slide windows of a normalised (3, H, W) image.
 
-    Windows smaller than ``window`` (the image is smaller) are zero-padded, centred, to a
-    multiple of the model's patch size and cropped back after the model, as the authors do.
+    The whole image in memory: the reference that the streaming path (``streaming.py``)
+    reproduces exactly, block by block.
     """
     device = queries.device
     _, height, width = image.shape
-    patch = int(getattr(model, "patch_size", 16))
     windows = slide_windows(height, width, window, stride)
     total = torch.zeros(queries.shape[0], height, width, dtype=torch.float32, device=device)
     count = torch.zeros(1, height, width, dtype=torch.float32, device=device)
@@ -58,22 +57,34 @@ def slide_logits(
     for item in windows:
         by_shape[(item.height, item.width)].append(item)
     done = 0
-    for (win_h, win_w), group in by_shape.items():
-        left, right, top, bottom = centred_padding(win_h, win_w, patch)
+    for group in by_shape.values():
         for start in range(0, len(group), batch_size):
             if should_stop is not None and should_stop():
                 raise Cancelled("cancelled")
             batch = group[start:start + batch_size]
             crops = torch.stack([image[:, w.y0:w.y1, w.x0:w.x1] for w in batch]).to(device)
-            if left or right or top or bottom:
-                crops = F.pad(crops, (left, right, top, bottom))
-            with _autocast(device, autocast_dtype):
-                logits = model(crops, queries)
-            logits = logits[:, :, top:top + win_h, left:left + win_w].float()
-            for item, window_logits in zip(batch, logits):
-                total[:, item.y0:item.y1, item.x0:item.x1] += window_logits
+            logits = window_logits(model, crops, queries, autocast_dtype)
+            for item, logits_of_window in zip(batch, logits):
+                total[:, item.y0:item.y1, item.x0:item.x1] += logits_of_window
                 count[:, item.y0:item.y1, item.x0:item.x1] += 1
             done += len(batch)
             if progress is not None:
                 progress(done, len(windows))
     return total / count
+
+
+def window_logits(model: torch.nn.Module, crops: torch.Tensor, queries: torch.Tensor,
+                  autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """float32 logits (B, Q, h, w) of a batch of normalised windows (B, 3, h, w) of one size.
+
+    Windows whose sides are not multiples of the model's patch size (the image is smaller
+    than a window) are zero-padded, centred, and cropped back after the model, as the
+    authors do.
+    """
+    _, _, win_h, win_w = crops.shape
+    left, right, top, bottom = centred_padding(win_h, win_w, int(getattr(model, "patch_size", 16)))
+    if left or right or top or bottom:
+        crops = F.pad(crops, (left, right, top, bottom))
+    with _autocast(crops.device, autocast_dtype):
+        logits = model(crops, queries)
+    return logits[:, :, top:top + win_h, left:left + win_w].float()

@@ -7,6 +7,7 @@ from rasterio.transform import from_origin
 from backend.engine import ModelSettings, SegmentJob, run
 from backend.errors import Cancelled, UserInputError
 from backend.prompts import parse_inline_classes
+from backend.raster.source import ReadOptions
 from backend.segmentor import load_segmentor
 
 
@@ -27,13 +28,17 @@ def settings(tiny_files, **changes):
 
 def test_resized_inference_comes_back_at_the_input_grid(scene, tiny_files, tmp_path):
     job = SegmentJob(scene, parse_inline_classes("a; b,c; d"), tmp_path / "c.tif", tmp_path / "p.tif",
-                     resize_long_side=96, settings=settings(tiny_files, no_upsampler=True))
+                     read=ReadOptions(resize_long_side=96), settings=settings(tiny_files, no_upsampler=True))
     result = run(job)
-    with rasterio.open(scene) as src, rasterio.open(tmp_path / "c.tif") as out:
+    with rasterio.open(scene) as src, rasterio.open(tmp_path / "c.tif") as out, rasterio.open(tmp_path / "p.tif") as p:
         assert (out.width, out.height) == (190, 150) and out.transform == src.transform
-    assert sum(result.pixel_counts) == 150 * 190
-    assert result.windows == 1  # 96 x 77 after resizing: one padded window
-    assert result.pixel_area is None  # degrees: areas need geodesic maths, not width x height
+        assert (p.width, p.height) == (190, 150)
+        classes, probs = out.read(1), p.read()
+    assert np.array_equal(classes, probs.argmax(axis=0))  # both resampled alike
+    assert sum(result.pixel_counts) == 96 * 76  # counted on the working grid
+    assert result.windows == 1  # 96 x 76 after resizing: one padded window
+    # geodesic areas: 150 x 190 pixels of 0.0001 degrees at 50 N ~ 11.13 m x 7.16 m
+    assert sum(result.class_areas_m2) == pytest.approx(150 * 190 * 11.13 * 7.16, rel=0.01)
 
 
 def test_presets_and_overrides_reach_the_model(tiny_files):
@@ -70,4 +75,7 @@ def test_cancelling_writes_nothing(scene, tiny_files, tmp_path):
 def test_unknown_output_extension_is_refused(scene, tiny_files, tmp_path):
     job = SegmentJob(scene, parse_inline_classes("a; b"), tmp_path / "c.png", settings=settings(tiny_files))
     with pytest.raises(UserInputError, match="must end in .tif or .tiff"):
+        run(job)
+    job = SegmentJob(scene, parse_inline_classes("a; b"), out_polygons=tmp_path / "p.kml", settings=settings(tiny_files))
+    with pytest.raises(UserInputError, match="unknown extension; use .gpkg, .shp, .geojson or .fgb"):
         run(job)
