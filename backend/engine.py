@@ -15,7 +15,7 @@ from rasterio.transform import Affine
 from backend.errors import Cancelled, UserInputError
 from backend.prompts import ClassList
 from backend.raster.aoi import parse_crs
-from backend.raster.io import (CLASS_NODATA, Grid, copy_as_cog, label_class_raster, label_probability_raster,
+from backend.raster.io import (CLASS_NODATA, CONFIDENCE_SCALE, Grid, copy_as_cog, label_class_raster, label_probability_raster,
                                open_grid_raster, open_raster, resample_to_grid, write_preview_png)
 from backend.raster.source import RasterSource, ReadOptions
 from backend.raster.stitching import Progress

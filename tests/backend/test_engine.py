@@ -8,6 +8,7 @@ from backend.engine import ModelSettings, SegmentJob, run
 from backend.errors import Cancelled, UserInputError
 from backend.prompts import parse_inline_classes
 from backend.raster.source import ReadOptions
+from backend.raster.vectorize import PolygonOptions
 from backend.segmentor import load_segmentor
 
 
@@ -78,4 +79,136 @@ def test_unknown_output_extension_is_refused(scene, tiny_files, tmp_path):
         run(job)
     job = SegmentJob(scene, parse_inline_classes("a; b"), out_polygons=tmp_path / "p.kml", settings=settings(tiny_files))
     with pytest.raises(UserInputError, match="unknown extension; use .gpkg, .shp, .geojson or .fgb"):
+        run(job)
+
+
+def write_scene(path, pixels, crs="EPSG:32633", transform=from_origin(500000.0, 4650000.0, 1.0, 1.0), **profile):
+    with rasterio.open(path, "w", driver="GTiff", height=pixels.shape[1], width=pixels.shape[2], count=pixels.shape[0],
+                       dtype=pixels.dtype, crs=crs, transform=transform, **profile) as out:
+        out.write(pixels)
+    return path
+
+
+def reference(tiny_files, pixels, classes, batch_size, **changes):
+    """#2's in-memory result on the same array: slide_logits over the whole image, then classify."""
+    import torch
+
+    from backend.models.segearth import classify
+    from backend.raster.stitching import normalise_pixels, slide_logits
+
+    loaded = load_segmentor(settings(tiny_files, **changes), classes)
+    logits = slide_logits(loaded.model, normalise_pixels(torch.from_numpy(pixels)), loaded.queries,
+                          loaded.window, loaded.stride, batch_size)
+    return classify(logits, classes.query_to_class, loaded.logit_scale, loaded.prob_threshold, loaded.background_index)
+
+
+def test_streamed_outputs_equal_the_in_memory_result(tiny_files, tmp_path):
+    pixels = np.random.default_rng(5).integers(0, 256, (3, 700, 520), dtype=np.uint8)  # 6 window rows, 3 strips
+    scene = write_scene(tmp_path / "big.tif", pixels)
+    classes = parse_inline_classes("ground; building,roof; water")
+    job = SegmentJob(scene, classes, tmp_path / "c.tif", tmp_path / "p.tif", settings=settings(
+        tiny_files, no_upsampler=True, batch_size=1, prob_threshold=0.2), strip_width=200)
+    result = run(job)
+    expected_classes, expected_probs = reference(tiny_files, pixels, classes, 1, no_upsampler=True,
+                                                 prob_threshold=0.2)
+    with rasterio.open(tmp_path / "c.tif") as out, rasterio.open(tmp_path / "p.tif") as probs:
+        assert np.array_equal(probs.read(), expected_probs.numpy())
+        assert np.array_equal(out.read(1), expected_classes.numpy())
+        assert out.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG" and out.nodata == 255
+        assert out.colormap(1)[255][3] == 0 and out.overviews(1)
+    assert result.windows == 6 * (2 + 3 + 1) and sum(result.pixel_counts) == 700 * 520
+
+
+def test_nodata_aoi_and_polygons(tiny_files, tmp_path):
+    pixels = np.random.default_rng(6).integers(1, 256, (3, 300, 400), dtype=np.uint8)
+    pixels[:, :, 250:] = 0  # nodata on the right
+    scene = write_scene(tmp_path / "scene.tif", pixels, nodata=0)
+    aoi = "POLYGON((500050 4649950, 500350 4649950, 500350 4649750, 500050 4649750, 500050 4649950))"
+    job = SegmentJob(scene, parse_inline_classes("ground; building"), tmp_path / "c.tif",
+                     out_polygons=tmp_path / "p.gpkg", read=ReadOptions(aoi=aoi),
+                     settings=settings(tiny_files, no_upsampler=True))
+    result = run(job)
+    with rasterio.open(tmp_path / "c.tif") as out:
+        assert (out.width, out.height) == (300, 200) and out.bounds.left == 500050
+        class_map = out.read(1)
+    assert (class_map[:, 200:] == 255).all() and (class_map[:, :200] < 2).all()
+    import pyogrio
+
+    polygons = pyogrio.read_dataframe(tmp_path / "p.gpkg")
+    assert polygons.area_m2.sum() == pytest.approx(200 * 200)  # valid pixels only, 1 m² each
+    assert polygons.geometry.total_bounds[2] <= 500250 and result.polygon_count == len(polygons)
+    assert set(polygons.class_name) <= {"ground", "building"}
+
+
+def test_all_nodata_area_is_refused_and_nothing_is_written(tiny_files, tmp_path):
+    pixels = np.zeros((3, 100, 100), np.uint8)
+    scene = write_scene(tmp_path / "empty.tif", pixels, nodata=0)
+    job = SegmentJob(scene, parse_inline_classes("a; b"), tmp_path / "out" / "c.tif",
+                     settings=settings(tiny_files, no_upsampler=True))
+    with pytest.raises(UserInputError, match="has no valid pixels in the area to segment"):
+        run(job)
+    assert not any((tmp_path / "out").iterdir())
+
+
+def test_a_small_aoi_is_padded_to_the_window(tiny_files, tmp_path):
+    scene = write_scene(tmp_path / "s.tif", np.random.default_rng(7).integers(0, 256, (3, 300, 300), dtype=np.uint8))
+    job = SegmentJob(scene, parse_inline_classes("a; b"), tmp_path / "c.tif",
+                     read=ReadOptions(aoi="500010,4649900,500060,4649970"),
+                     settings=settings(tiny_files, no_upsampler=True))
+    result = run(job)
+    assert result.windows == 1 and sum(result.pixel_counts) == 50 * 70
+
+
+def test_keep_gsd_writes_the_resampled_grid(tiny_files, tmp_path):
+    scene = write_scene(tmp_path / "s.tif", np.random.default_rng(8).integers(0, 256, (3, 240, 200), dtype=np.uint8))
+    job = SegmentJob(scene, parse_inline_classes("a; b"), tmp_path / "c.tif",
+                     read=ReadOptions(gsd=2.0, keep_gsd=True), settings=settings(tiny_files, no_upsampler=True))
+    run(job)
+    with rasterio.open(tmp_path / "c.tif") as out:
+        assert (out.width, out.height, out.transform.a) == (100, 120, 2.0)
+
+
+def test_plain_images_warn_and_give_pixel_coordinates(tiny_files, tmp_path, caplog):
+    photo = tmp_path / "photo.png"
+    with rasterio.open(photo, "w", driver="PNG", height=64, width=80, count=3, dtype="uint8") as out:
+        out.write(np.random.default_rng(9).integers(0, 256, (3, 64, 80), dtype=np.uint8))
+    job = SegmentJob(photo, parse_inline_classes("a; b"), tmp_path / "c.tif", out_polygons=tmp_path / "p.geojson",
+                     settings=settings(tiny_files, no_upsampler=True))
+    result = run(job)
+    assert "has no CRS: outputs are in pixel coordinates" in caplog.text
+    assert result.class_areas_m2 is None
+    import pyogrio
+
+    assert pyogrio.read_dataframe(tmp_path / "p.geojson").geometry.union_all().bounds == (0, 0, 80, 64)
+
+
+def test_a_crash_mid_run_leaves_the_existing_output(scene, tiny_files, tmp_path):
+    target = tmp_path / "c.tif"
+    target.write_bytes(b"yesterday's result")
+    calls = []
+
+    def stop_late():
+        calls.append(1)
+        return len(calls) > 1
+
+    job = SegmentJob(scene, parse_inline_classes("a; b"), target, out_polygons=tmp_path / "p.shp", overwrite=True,
+                     settings=settings(tiny_files, no_upsampler=True, batch_size=1))
+    with pytest.raises(Cancelled):
+        run(job, should_stop=stop_late)
+    assert target.read_bytes() == b"yesterday's result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.tif", "scene.tif"]
+
+
+@pytest.mark.parametrize("outputs,message", [
+    ({}, "no output was asked for"),
+    ({"out_raster": "blocker/c.tif"}, "output folder .*blocker cannot be created"),
+    ({"out_raster": "c.tif", "out_probs": "c.tif"}, "two outputs have the same path"),
+    ({"out_polygons": "p.gpkg", "polygons": PolygonOptions(out_crs="EPSG:0")}, "--out-crs 'EPSG:0' is not a"),
+    ({"out_polygons": "p.gpkg", "polygons": PolygonOptions(min_area=-1)}, "--min-area -1 is negative"),
+])
+def test_bad_outputs_are_explained(scene, tiny_files, tmp_path, outputs, message):
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    outputs = {k: tmp_path / v if isinstance(v, str) else v for k, v in outputs.items()}
+    job = SegmentJob(scene, parse_inline_classes("a; b"), settings=settings(tiny_files), **outputs)
+    with pytest.raises(UserInputError, match=message):
         run(job)

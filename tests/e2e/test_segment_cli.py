@@ -57,7 +57,7 @@ def test_segment_writes_georeferenced_classes_and_probabilities(scene, tiny_file
                   "--clip-weights", tiny_files["torchscript"], "--upsampler-weights", tiny_files["simfeatup"],
                   "--prob-threshold", "0.4", "--batch-size", "3")
     assert result.returncode == 0, result.stderr
-    assert "building:" in result.stdout and "km²" in result.stdout
+    assert "building:" in result.stdout and " m²" in result.stdout and "MP/s" in result.stdout
     with rasterio.open(scene) as src, rasterio.open(out / "classes.tif") as classes, \
             rasterio.open(out / "probs.tif") as probs:
         assert classes.crs == src.crs and classes.transform == src.transform
@@ -104,3 +104,23 @@ def test_bad_input_raster_is_named(tmp_path, tiny_files):
                   "--clip-weights", tiny_files["open_clip"], "--no-upsampler")
     assert result.returncode == 2 and "broken.tif cannot be read" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_polygons_from_an_aoi_file_with_band_choice(scene, tiny_files, tmp_path):
+    import geopandas as gpd
+    import pyogrio
+    import shapely
+
+    aoi = tmp_path / "aoi.geojson"
+    gpd.GeoDataFrame(geometry=[shapely.box(500010, 4649900, 500120, 4649960)], crs="EPSG:32633").to_file(aoi)
+    out = tmp_path / "buildings.shp"
+    result = rsov("segment", scene, "--classes", CLASSES, "--out", out, "--aoi", aoi, "--bands", "3,2,1",
+                  "--simplify", "1", "--out-crs", "EPSG:4326", "--clip-weights", tiny_files["open_clip"],
+                  "--no-upsampler", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "" and result.stderr == ""
+    polygons = pyogrio.read_dataframe(out)
+    assert list(polygons.columns) == ["class_id", "class_name", "score", "area_m2", "geometry"]
+    assert polygons.crs == "EPSG:4326" and len(polygons) > 0
+    assert polygons.area_m2.sum() == pytest.approx(220 * 120 * 0.25, rel=0.02)  # the AOI: 110 m x 60 m
+    assert sorted(p.suffix for p in tmp_path.glob("buildings.*")) == [".cpg", ".dbf", ".prj", ".shp", ".shx"]
