@@ -24,13 +24,15 @@ demo: venv
 	$(VENV)/bin/rsov segment resources/samples/sample.tif \
 	  --classes-file resources/samples/demo_classes.txt \
 	  --out-raster $(DEMO_OUT)/classes.tif --out-probs $(DEMO_OUT)/probs.tif \
-	  --preview $(DEMO_OUT)/preview.png --overwrite
+	  --out $(DEMO_OUT)/polygons.gpkg --preview $(DEMO_OUT)/preview.png --overwrite
 
 test: venv
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
 bench: venv
 	$(PY) bench/segment_speed.py
+	$(PY) bench/streaming.py tiny
+	$(PY) bench/streaming.py vit-b16
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

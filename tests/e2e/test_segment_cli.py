@@ -124,3 +124,29 @@ def test_polygons_from_an_aoi_file_with_band_choice(scene, tiny_files, tmp_path)
     assert polygons.crs == "EPSG:4326" and len(polygons) > 0
     assert polygons.area_m2.sum() == pytest.approx(220 * 120 * 0.25, rel=0.02)  # the AOI: 110 m x 60 m
     assert sorted(p.suffix for p in tmp_path.glob("buildings.*")) == [".cpg", ".dbf", ".prj", ".shp", ".shx"]
+
+
+def test_ctrl_c_leaves_the_existing_output_and_no_partial_files(tiny_files, tmp_path):
+    import signal
+
+    big = tmp_path / "big.tif"
+    with rasterio.open(big, "w", driver="GTiff", height=1200, width=1200, count=3, dtype="uint8",
+                       crs="EPSG:32633", transform=from_origin(500000.0, 4650000.0, 0.5, 0.5)) as out:
+        out.write(np.random.default_rng(1).integers(0, 256, (3, 1200, 1200), dtype=np.uint8))
+    target = tmp_path / "out" / "classes.tif"
+    target.parent.mkdir()
+    target.write_bytes(b"last week's classes")
+    process = subprocess.Popen([RSOV, "segment", big, "--classes", "a; b", "--out-raster", target,
+                                "--out", tmp_path / "out" / "p.gpkg", "--overwrite", "--batch-size", "1",
+                                "--clip-weights", tiny_files["open_clip"], "--no-upsampler"],
+                               stderr=subprocess.PIPE, text=True)
+    seen = ""
+    while "segmenting" not in seen:  # the progress bar is up: the run is streaming
+        char = process.stderr.read(1)
+        assert char, f"rsov ended before streaming: {seen}"
+        seen += char
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "interrupted; nothing was written" in err
+    assert sorted(p.name for p in target.parent.iterdir()) == ["classes.tif"]
+    assert target.read_bytes() == b"last week's classes"
