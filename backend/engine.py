@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -15,8 +16,9 @@ from rasterio.transform import Affine
 from backend.errors import Cancelled, UserInputError
 from backend.prompts import ClassList
 from backend.raster.aoi import parse_crs
-from backend.raster.io import (CLASS_NODATA, CONFIDENCE_SCALE, Grid, copy_as_cog, label_class_raster, label_probability_raster,
-                               open_grid_raster, open_raster, resample_to_grid, write_preview_png)
+from backend.raster.io import (CLASS_NODATA, CONFIDENCE_SCALE, Grid, atomic_output, copy_as_cog, label_class_raster,
+                               label_probability_raster, open_grid_raster, open_raster, resample_to_grid,
+                               write_preview_png)
 from backend.raster.source import RasterSource, ReadOptions
 from backend.raster.stitching import Progress
 from backend.raster.streaming import DEFAULT_STRIP_WIDTH, total_windows
@@ -129,6 +131,9 @@ def _check_polygon_options(job: SegmentJob, source: RasterSource) -> None:
         parse_crs(options.out_crs, "--out-crs")
 
 
+GDAL_CACHE_BYTES = 256 * 2**20  # GDAL's default (5 % of RAM) lets written tiles pile up with the raster's size
+
+
 def run(job: SegmentJob, progress: Progress | None = None,
         should_stop: Callable[[], bool] | None = None) -> SegmentResult:
     """Segment ``job.input`` window by window and write the job's outputs, each renamed into place at the end.
@@ -136,6 +141,14 @@ def run(job: SegmentJob, progress: Progress | None = None,
     ``progress(done, total)`` is called in megapixels of the working grid; ``should_stop()``
     returning True cancels the run, leaving every output as it was.
     """
+    import rasterio
+
+    cache = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": GDAL_CACHE_BYTES}
+    with rasterio.Env(**cache):
+        return _run(job, progress, should_stop)
+
+
+def _run(job: SegmentJob, progress: Progress | None, should_stop: Callable[[], bool] | None) -> SegmentResult:
     from backend.segmentor import load_segmentor
 
     outputs = _check_outputs(job)
@@ -178,14 +191,18 @@ def run(job: SegmentJob, progress: Progress | None = None,
             polygon_count = len(frame)
         if should_stop is not None and should_stop():
             raise Cancelled("cancelled")
-        if job.out_raster is not None:
-            copy_as_cog(rasters["classes"], job.out_raster, "NEAREST")
-        if job.out_probs is not None:
-            copy_as_cog(rasters["probs"], job.out_probs, "AVERAGE")
-        if job.out_polygons is not None:
-            write_polygons(frame, job.out_polygons)
-        if job.preview is not None:
-            _write_preview(job, source, rasters["classes"])
+        with contextlib.ExitStack() as renames:  # every output written first, then all renamed at the end
+            def temporary(target: Path) -> Path:
+                return renames.enter_context(atomic_output(target))
+
+            if job.out_raster is not None:
+                copy_as_cog(rasters["classes"], temporary(job.out_raster), "NEAREST")
+            if job.out_probs is not None:
+                copy_as_cog(rasters["probs"], temporary(job.out_probs), "AVERAGE")
+            if job.out_polygons is not None:
+                write_polygons(frame, temporary(job.out_polygons), layer=job.out_polygons.stem)
+            if job.preview is not None:
+                _write_preview(job, source, rasters["classes"], temporary(job.preview))
     return SegmentResult(job.classes.names, stats.counts.astype(int).tolist(),
                          stats.areas.tolist() if source.crs is not None else None,
                          total_windows(work.height, work.width, loaded.window, loaded.stride, job.strip_width),
@@ -219,9 +236,9 @@ def _infer(job: SegmentJob, source: RasterSource, loaded, grid: Grid, scratch: P
         if job.out_polygons is not None:
             confidence_out = stack.enter_context(
                 open_grid_raster(scratch / "confidence.tif", grid, 1, "uint16", None))
-        blocks = stream_logits(source.reader, grid.height, grid.width, loaded.model, loaded.queries, loaded.window,
-                               loaded.stride, job.settings.batch_size, loaded.autocast_dtype, job.strip_width,
-                               progress, should_stop)
+        blocks = stack.enter_context(contextlib.closing(stream_logits(
+            source.reader, grid.height, grid.width, loaded.model, loaded.queries, loaded.window, loaded.stride,
+            job.settings.batch_size, loaded.autocast_dtype, job.strip_width, progress, should_stop)))
         for block in blocks:
             classes, probabilities = classify(block.logits, job.classes.query_to_class, loaded.logit_scale,
                                               loaded.prob_threshold, loaded.background_index)
@@ -250,11 +267,11 @@ def _infer(job: SegmentJob, source: RasterSource, loaded, grid: Grid, scratch: P
     return stats
 
 
-def _write_preview(job: SegmentJob, source: RasterSource, classes_path: Path, side: int = 1024) -> None:
+def _write_preview(job: SegmentJob, source: RasterSource, classes_path: Path, target: Path, side: int = 1024) -> None:
     from rasterio.enums import Resampling
 
     with open_raster(classes_path) as classes:
         scale = min(1.0, side / max(classes.height, classes.width))
         shape = (max(1, round(classes.height * scale)), max(1, round(classes.width * scale)))
         class_map = classes.read(1, out_shape=shape, resampling=Resampling.nearest)
-    write_preview_png(job.preview, source.preview_pixels(*shape), class_map, job.classes.names)
+    write_preview_png(target, source.preview_pixels(*shape), class_map, job.classes.names)

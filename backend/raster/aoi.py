@@ -34,6 +34,13 @@ def _bbox(text: str) -> BaseGeometry | None:
     return shapely.box(xmin, ymin, xmax, ymax)
 
 
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except OSError:  # a long WKT string is no file name
+        return False
+
+
 def _read_vector(path: Path, layer: str | None) -> tuple[BaseGeometry, CRS | None]:
     import pyogrio
 
@@ -61,7 +68,7 @@ def load_aoi(text: str, layer: str | None = None, aoi_crs: str | None = None,
     """
     crs = parse_crs(aoi_crs, "--aoi-crs") if aoi_crs else None
     geometry = _bbox(text)
-    if geometry is None and Path(text).exists():
+    if geometry is None and _is_file(text):
         geometry, file_crs = _read_vector(Path(text), layer)
         crs = file_crs or crs
     elif geometry is None:

@@ -24,14 +24,14 @@ def open_raster(path: str | Path, mode: str = "r", **profile):
         return rasterio.open(path, mode, **profile)
 
 
-SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg", ".qix")
+SHAPEFILE_SIDECARS = (".shx", ".dbf", ".prj", ".cpg", ".qix")
 
 
 def _parts(path: Path) -> list[Path]:
     """A file and, for a shapefile, its sidecar files."""
     if path.suffix.lower() != ".shp":
         return [path]
-    return [path.with_suffix(suffix) for suffix in SHAPEFILE_PARTS]
+    return [path, *(path.with_suffix(suffix) for suffix in SHAPEFILE_SIDECARS)]
 
 
 @contextlib.contextmanager
@@ -45,15 +45,18 @@ def atomic_output(target: str | Path) -> Iterator[Path]:
     temporary = target.with_name(f".{target.stem}.partial-{os.getpid()}{target.suffix}")
     try:
         yield temporary
-        written = {part.suffix for part in _parts(temporary) if part.exists()}
-        for part in _parts(target):
-            if part.suffix not in written and part != target:
-                part.unlink(missing_ok=True)  # a stale sidecar of the file being replaced
-        for part in _parts(temporary):
-            if part.exists():
-                os.replace(part, target.with_suffix(part.suffix))
+        pairs = list(zip(_parts(temporary), _parts(target)))
+        if not temporary.exists() and temporary.with_suffix(temporary.suffix.lower()).exists():
+            pairs[0] = (temporary.with_suffix(temporary.suffix.lower()), target)  # GDAL wrote X.SHP as X.shp
+        for new, old in pairs[1:]:
+            if not new.exists():
+                old.unlink(missing_ok=True)  # a stale sidecar of the shapefile being replaced
+        for new, old in reversed(pairs):  # the .shp itself last
+            if new.exists():
+                os.replace(new, old)
     finally:
-        for leftover in (*_parts(temporary), *temporary.parent.glob(temporary.name + ".*")):
+        for leftover in (*_parts(temporary), temporary.with_suffix(temporary.suffix.lower()),
+                         *temporary.parent.glob(temporary.name + ".*")):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
 
@@ -155,12 +158,12 @@ def resample_to_grid(source: Path, target: Path, grid: Grid, rows_per_block: int
 
 
 def copy_as_cog(source: Path, target: Path, overview_resampling: str) -> None:
-    """Cloud-optimised GeoTIFF copy of ``source`` (tiles, overviews, deflate) at ``target``, atomically."""
+    """Cloud-optimised GeoTIFF copy of ``source`` (tiles, overviews, deflate) at ``target``."""
     import rasterio.shutil
 
-    with atomic_output(target) as temporary, warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        rasterio.shutil.copy(source, temporary, driver="COG", compress="DEFLATE", blocksize=512,
+        rasterio.shutil.copy(source, target, driver="COG", compress="DEFLATE", blocksize=512,
                              overview_resampling=overview_resampling, BIGTIFF="IF_SAFER")
 
 
@@ -184,5 +187,4 @@ def write_preview_png(target: str | Path, photo: np.ndarray, classes: np.ndarray
         draw.rectangle([4, top, 18, top + 14], fill=tuple(int(v) for v in palette[index]))
         share = 100.0 * float((classes[valid] == index).mean()) if valid.any() else 0.0
         draw.text((24, top + 1), f"{index} {name}  {share:.1f}%", fill=(0, 0, 0))
-    with atomic_output(target) as temporary:
-        canvas.save(temporary, format="PNG")
+    canvas.save(target, format="PNG")

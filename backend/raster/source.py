@@ -142,20 +142,18 @@ class RasterSource:
         full = Window(0, 0, dataset.width, dataset.height)
         if self.aoi is None:
             return full
-        from rasterio.windows import from_bounds
-
         left, bottom, right, top = self.aoi.bounds
-        window = from_bounds(left, bottom, right, top, transform=dataset.transform)
-        window = window.round_offsets(op="floor").round_lengths(op="ceil")
-        try:
-            window = window.intersection(full)
-        except rasterio.errors.WindowError:
-            window = None
-        if window is None or window.width < 1 or window.height < 1:
+        inverse = ~dataset.transform
+        cols, rows = zip(*(inverse @ corner for corner in ((left, bottom), (left, top), (right, bottom), (right, top))))
+        eps = 1e-6  # an edge exactly on a pixel boundary does not take the next pixel
+        col0, row0 = max(0, math.floor(min(cols) + eps)), max(0, math.floor(min(rows) + eps))
+        col1 = min(dataset.width, math.ceil(max(cols) - eps))
+        row1 = min(dataset.height, math.ceil(max(rows) - eps))
+        if col1 <= col0 or row1 <= row0:
             raise UserInputError(f"--aoi does not intersect {self.path} (raster bounds {tuple(round(v, 6) for v in dataset.bounds)}"
                                  f"{', ' + dataset.crs.to_string() if dataset.crs else ''}); check its coordinates "
                                  "and --aoi-crs.")
-        return Window(int(window.col_off), int(window.row_off), int(window.width), int(window.height))
+        return Window(col0, row0, col1 - col0, row1 - row0)
 
     def _scale(self, dataset) -> float:
         """Working pixel size / source pixel size."""
@@ -187,10 +185,11 @@ class RasterSource:
         side = max(dataset.width, dataset.height)
         shape = (max(1, round(dataset.height * min(1.0, SAMPLE_SIDE / side))),
                  max(1, round(dataset.width * min(1.0, SAMPLE_SIDE / side))))
+        unique = sorted(set(self.bands))  # decimated reads come from overviews when the file has them
+        sample = dataset.read(unique, out_shape=(len(unique), *shape), masked=True, resampling=Resampling.nearest)
         ranges = []
-        for band in self.bands:  # decimated reads come from overviews when the file has them
-            sample = dataset.read(band, out_shape=shape, masked=True, resampling=Resampling.nearest)
-            values = sample.compressed().astype(np.float64)
+        for band in self.bands:
+            values = sample[unique.index(band)].compressed().astype(np.float64)
             values = values[np.isfinite(values)]
             if values.size == 0:
                 ranges.append((0.0, 1.0))

@@ -16,7 +16,7 @@ from rasterio.crs import CRS
 from rasterio.transform import Affine
 
 from backend.errors import Cancelled, UserInputError
-from backend.raster.io import CLASS_NODATA, CONFIDENCE_SCALE, atomic_output, geod_of, open_raster
+from backend.raster.io import CLASS_NODATA, CONFIDENCE_SCALE, geod_of, open_raster
 
 VECTOR_DRIVERS = {".gpkg": "GPKG", ".shp": "ESRI Shapefile", ".geojson": "GeoJSON", ".json": "GeoJSON",
                   ".fgb": "FlatGeobuf"}
@@ -168,13 +168,12 @@ def vector_driver(path: Path) -> str:
     return driver
 
 
-def write_polygons(frame, target: Path) -> None:
-    """Write by extension (GPKG, shapefile, GeoJSON, FlatGeobuf) to a temporary file, then rename."""
+def write_polygons(frame, path: Path, layer: str | None = None) -> None:
+    """Write by extension: GPKG (layer ``layer`` or the file's stem), shapefile, GeoJSON, FlatGeobuf."""
     import pyogrio
 
-    driver = vector_driver(target)
-    with atomic_output(target) as temporary:
-        extra = {"layer": target.stem} if driver == "GPKG" else {}
-        if driver == "ESRI Shapefile":
-            extra["encoding"] = "UTF-8"
-        pyogrio.write_dataframe(frame, temporary, driver=driver, geometry_type="Polygon", **extra)
+    driver = vector_driver(path)
+    extra = {"layer": layer or path.stem} if driver == "GPKG" else {}
+    if driver == "ESRI Shapefile":
+        extra["encoding"] = "UTF-8"
+    pyogrio.write_dataframe(frame, path, driver=driver, geometry_type="Polygon", **extra)

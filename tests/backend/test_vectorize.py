@@ -91,10 +91,13 @@ def test_every_format_round_trips(blobs, tmp_path, name):
     _, _, (class_path, confidence_path) = blobs
     frame = polygonize(class_path, confidence_path, NAMES, PolygonOptions())
     target = tmp_path / "vectors" / name
-    write_polygons(frame, target)
+    with atomic_output(target) as temporary:
+        write_polygons(frame, temporary, layer="buildings")
     back = pyogrio.read_dataframe(target)
     assert list(back.columns) == ["class_id", "class_name", "score", "area_m2", "geometry"]
     assert len(back) == len(frame) and back.crs == frame.crs
+    if name.endswith(".gpkg"):
+        assert [layer for layer, _ in pyogrio.list_layers(target)] == ["buildings"]
     assert sorted(p.name for p in target.parent.iterdir() if p.name.startswith(".")) == []
 
 
@@ -103,9 +106,14 @@ def test_a_failed_write_leaves_the_old_shapefile(blobs, tmp_path):
     frame = polygonize(class_path, confidence_path, NAMES, PolygonOptions())
     target = tmp_path / "old.shp"
     write_polygons(frame.iloc[:1], target)
+    target.with_suffix(".qix").write_bytes(b"stale spatial index")
     before = {p.name: p.read_bytes() for p in tmp_path.glob("old.*")}
     with pytest.raises(RuntimeError), atomic_output(target) as temporary:
         pyogrio.write_dataframe(frame, temporary)
         raise RuntimeError("crash while writing")
-    assert {p.name: p.read_bytes() for p in tmp_path.glob("old.*")} == before
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("old.*")} == {**before, "old.qix": b"stale spatial index"}
     assert not list(tmp_path.glob(".old*"))
+    with atomic_output(tmp_path / "NEW.SHP") as temporary:
+        write_polygons(frame, temporary)
+    assert sorted(p.name for p in tmp_path.glob("NEW.*")) == ["NEW.SHP", "NEW.cpg", "NEW.dbf", "NEW.prj", "NEW.shx"]
+    assert len(pyogrio.read_dataframe(tmp_path / "NEW.SHP")) == len(frame)
