@@ -109,7 +109,7 @@ def _segment(args: argparse.Namespace) -> int:
         if bar is None:
             bar = tqdm(total=total, unit="MP", desc="segmenting", dynamic_ncols=True,
                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.2f}/{total:.2f} MP "
-                                  "[{elapsed}<{remaining}, {rate_fmt}]")
+                                  "[{elapsed}<{remaining}, {rate_noinv_fmt}]")
         bar.update(done - bar.n)
 
     try:
