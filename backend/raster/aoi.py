@@ -87,10 +87,10 @@ def load_aoi(text: str, layer: str | None = None, aoi_crs: str | None = None,
     if not polygons:
         raise UserInputError(f"--aoi {text[:60]!r} has no area ({geometry.geom_type}); give a polygon.")
     geometry = shapely.union_all(polygons)
-    if crs is None or raster_crs is None or crs == raster_crs:
-        if crs is not None and raster_crs is None:
-            raise UserInputError(f"--aoi is in {crs.to_string()} but the raster has no CRS; give the AOI in "
-                                 "pixel coordinates without a CRS.")
+    if crs is not None and raster_crs is None:
+        raise UserInputError(f"--aoi is in {crs.to_string()} but the raster has no CRS; give the AOI in "
+                             "pixel coordinates without a CRS.")
+    if crs is None or crs == raster_crs:
         return geometry
     return _reproject(geometry, crs, raster_crs)
 

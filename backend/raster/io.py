@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import warnings
 from dataclasses import dataclass
@@ -104,10 +105,15 @@ class Grid:
 
 
 def geod_of(crs: CRS):
-    """The pyproj Geod of a CRS's ellipsoid, for geodesic areas."""
+    """The pyproj Geod of a CRS's ellipsoid, for geodesic areas (built once per CRS)."""
+    return _geod_of_wkt(crs.to_wkt())
+
+
+@functools.lru_cache(maxsize=8)
+def _geod_of_wkt(wkt: str):
     from pyproj import CRS as ProjCRS
 
-    return ProjCRS.from_user_input(crs.to_wkt()).get_geod()
+    return ProjCRS.from_user_input(wkt).get_geod()
 
 
 def open_grid_raster(path: Path, grid: Grid, count: int, dtype: str, nodata: float | None):
@@ -147,7 +153,7 @@ def resample_to_grid(source: Path, target: Path, grid: Grid, rows_per_block: int
                 height = min(rows_per_block, grid.height - row)
                 window = from_bounds(*grid.window_bounds(row, 0, height, grid.width), transform=src.transform)
                 data = src.read(window=window, out_shape=(src.count, height, grid.width),
-                                resampling=Resampling.nearest, boundless=False)
+                                resampling=Resampling.nearest)
                 out.write(data, window=Window(0, row, grid.width, height))
             out.update_tags(**src.tags())
             for index in range(1, src.count + 1):

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
-import rasterio
 from rasterio.crs import CRS
 from rasterio.enums import MaskFlags, Resampling
 from rasterio.errors import RasterioIOError
@@ -21,7 +20,7 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from backend.errors import UserInputError
-from backend.raster.io import open_raster
+from backend.raster.io import geod_of, open_raster
 
 STRETCH_PERCENTILES = (2.0, 98.0)
 SAMPLE_SIDE = 1024  # the long side of the decimated read the stretch percentiles come from
@@ -79,9 +78,7 @@ def ground_sampling_distance(crs: CRS, transform: Affine, width: int, height: in
     """Metres per pixel at the raster's centre (geodesic for geographic CRSs)."""
     if crs.is_projected:
         return math.sqrt(abs(transform.a * transform.e - transform.b * transform.d)) * crs.linear_units_factor[1]
-    from pyproj import Geod
-
-    geod = Geod(ellps="WGS84")
+    geod = geod_of(crs)
     x, y = transform @ (width / 2, height / 2)
     x1, y1 = transform @ (width / 2 + 1, height / 2)
     x2, y2 = transform @ (width / 2, height / 2 + 1)
@@ -107,15 +104,12 @@ class RasterSource:
                 raise UserInputError(f"input raster {self.path} cannot be read ({str(error).splitlines()[0][:120]}); "
                                      "the file may be truncated or corrupt.") from None
             self.crs: CRS | None = dataset.crs
-            self.georeferenced = dataset.crs is not None
             if dataset.crs is None and (dataset.transform != Affine.identity() or dataset.gcps[0]):
                 raise UserInputError(f"input raster {self.path} has a geotransform but no CRS; assign one, e.g. "
                                      "gdal_edit.py -a_srs EPSG:32633 FILE.")
             self.source_transform = dataset.transform
-            self.source_shape = (dataset.height, dataset.width)
             self.bands = self._bands(dataset)
             self.dtype = dataset.dtypes[self.bands[0] - 1]
-            self.nodata = dataset.nodata
             self.has_mask = any(MaskFlags.all_valid not in dataset.mask_flag_enums[band - 1] for band in self.bands)
             self.aoi = None
             if options.aoi is not None:
@@ -226,13 +220,10 @@ class RasterSource:
         """(3, h, w) uint8 pixels and an (h, w) bool mask of the pixels to classify."""
         window = self.source_window(row, col, height, width)
         resampling = Resampling.average if self.scale > 1 else Resampling.bilinear
-        unique = sorted(set(self.bands))
-        kwargs = dict(window=window, out_shape=(len(unique), height, width), resampling=resampling)
-        data = dataset.read(unique, **kwargs)
-        planes = [data[unique.index(band)] for band in self.bands]
+        pixels, data = self._rgb(dataset, window, (height, width), resampling)
         valid = np.ones((height, width), dtype=bool)
         if self.has_mask:
-            masks = dataset.read_masks(unique, window=window, out_shape=(len(unique), height, width),
+            masks = dataset.read_masks(sorted(set(self.bands)), window=window, out_shape=data.shape,
                                        resampling=Resampling.nearest)
             valid &= (masks > 0).all(axis=0)
         if np.issubdtype(data.dtype, np.floating):
@@ -241,9 +232,16 @@ class RasterSource:
             from rasterio.features import geometry_mask
 
             valid &= geometry_mask([self.aoi], (height, width), self.block_transform(row, col), invert=True)
-        pixels = np.stack(planes) if self.stretch is None else self._stretched(planes)
         pixels[:, ~valid] = 0
         return pixels, valid
+
+    def _rgb(self, dataset, window: Window, shape: tuple[int, int],
+             resampling: Resampling) -> tuple[np.ndarray, np.ndarray]:
+        """The chosen bands as (3, h, w) uint8 (stretched), and the raw data of each distinct band."""
+        unique = sorted(set(self.bands))
+        data = dataset.read(unique, window=window, out_shape=(len(unique), *shape), resampling=resampling)
+        planes = [data[unique.index(band)] for band in self.bands]
+        return (np.stack(planes) if self.stretch is None else self._stretched(planes)), data
 
     def _stretched(self, planes: list[np.ndarray]) -> np.ndarray:
         out = np.empty((3, *planes[0].shape), dtype=np.uint8)
@@ -259,10 +257,5 @@ class RasterSource:
 
     def preview_pixels(self, height: int, width: int) -> np.ndarray:
         """The working grid decimated to (3, height, width) for a preview image."""
-        dataset = open_raster(self.path)
-        with dataset:
-            unique = sorted(set(self.bands))
-            data = dataset.read(unique, window=self.window, out_shape=(len(unique), height, width),
-                                resampling=Resampling.nearest)
-        planes = [data[unique.index(band)] for band in self.bands]
-        return np.stack(planes) if self.stretch is None else self._stretched(planes)
+        with open_raster(self.path) as dataset:
+            return self._rgb(dataset, self.window, (height, width), Resampling.nearest)[0]

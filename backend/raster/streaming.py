@@ -131,7 +131,7 @@ def stream_logits(
     win_h, win_w = min(window, height), min(window, width)
     rows = window_starts(height, window, stride)
     strips = plan_strips(width, window, stride, strip_width)
-    total_count = len(rows) * sum(len(strip.starts) for strip in strips)
+    total_count = total_windows(height, width, window, stride, strip_width)
     jobs = [(y0, strip.x0, win_h, strip.x1 - strip.x0) for strip in strips for y0 in rows]
     prefetcher = _Prefetcher(open_reader, jobs)
     done = 0
