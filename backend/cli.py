@@ -7,31 +7,36 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
+import warnings
 from pathlib import Path
 
 from backend import __version__
-from backend.errors import Cancelled, UserInputError
+from backend.errors import Cancelled, Terminated, UserInputError
+from backend.raster.tiling import DEFAULT_STRIP_WIDTH
 
 
 def _add_segment(commands) -> None:
     p = commands.add_parser("segment", help="segment a raster into the classes you name",
                             description="Open-vocabulary segmentation of a raster of any size, streamed window "
                                         "by window, into a class raster and/or polygons.")
-    p.add_argument("input", type=Path, help="GeoTIFF, COG, VRT, JP2 or any raster GDAL reads")
+    p.add_argument("raster", type=Path, metavar="INPUT", help="GeoTIFF, COG, VRT, JP2 or any raster GDAL reads")
     classes = p.add_mutually_exclusive_group(required=True)
     classes.add_argument("--classes-file", type=Path, help="one class per line, comma-separated synonyms")
     classes.add_argument("--classes", help='classes separated by ";", synonyms by ",", e.g. "background; building,roof"')
     out = p.add_argument_group("outputs (at least --out-raster or --out)")
     out.add_argument("--out-raster", type=Path, help="class raster to write (COG, uint8, nodata 255)")
-    out.add_argument("--out", dest="out_polygons", type=Path, metavar="POLYGONS",
-                     help="polygons to write: .gpkg, .shp, .geojson or .fgb")
+    out.add_argument("--out", type=Path, metavar="POLYGONS", help="polygons to write: .gpkg, .shp, .geojson or .fgb")
     out.add_argument("--out-probs", type=Path, help="probability raster to write (COG, float32, band i = class i)")
     out.add_argument("--preview", type=Path, help="PNG preview of the classes beside the image")
     out.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     read = p.add_argument_group("reading")
-    read.add_argument("--bands", help="1-based bands as R,G,B (e.g. 4,3,2), or one band repeated (default 1,2,3)")
-    read.add_argument("--stretch", help="MIN,MAX for all bands or per band (default: 2-98 percentiles for non-uint8)")
+    read.add_argument("--bands", type=_bands, help="1-based bands as R,G,B (e.g. 4,3,2), or one band repeated "
+                                                   "(default 1,2,3)")
+    read.add_argument("--stretch", type=_numbers, help="MIN,MAX for all bands or per band "
+                                                       "(default: 2-98 percentiles for non-uint8)")
     read.add_argument("--aoi", help="area of interest: XMIN,YMIN,XMAX,YMAX, a WKT geometry, or a vector file")
     read.add_argument("--aoi-layer", help="layer of the --aoi file (default: the first)")
     read.add_argument("--aoi-crs", help="CRS of --aoi (default: the file's own, else the raster's)")
@@ -47,28 +52,54 @@ def _add_segment(commands) -> None:
     poly.add_argument("--out-crs", help="CRS of the polygons (default: the raster's)")
     model = p.add_argument_group("model")
     model.add_argument("--model", default="segearth-ov", help="model preset (default: segearth-ov)")
-    model.add_argument("--dataset-preset", dest="dataset", help="threshold/background preset of a benchmark dataset")
+    model.add_argument("--dataset-preset", help="threshold/background preset of a benchmark dataset")
     model.add_argument("--clip-weights", help="CLIP checkpoint file or registry name (default: the preset's)")
     up = model.add_mutually_exclusive_group()
     up.add_argument("--upsampler-weights", help="SimFeatUp checkpoint file or registry name")
     up.add_argument("--no-upsampler", action="store_true", help="bilinear logits instead of SimFeatUp")
-    model.add_argument("--attention", choices=["segearth", "sclip", "clearclip", "vanilla"])
+    model.add_argument("--attention", help="dense attention: segearth, sclip, clearclip or vanilla")
     model.add_argument("--attention-blocks", type=int, help="how many last blocks use dense attention")
-    model.add_argument("--activation", choices=["quickgelu", "gelu"])
+    model.add_argument("--activation", help="quickgelu or gelu (default: the preset's)")
     model.add_argument("--gba-lambda", type=float, help="global bias alleviation weight (default -0.3)")
-    model.add_argument("--prob-threshold", type=float, help="pixels below this probability become background")
+    model.add_argument("--prob-threshold", type=float, help="pixels below this probability (0-1) become background")
     model.add_argument("--background-index", type=int, help="class index given to low-probability pixels")
     model.add_argument("--window", type=int, help="slide window size in pixels (default 224)")
     model.add_argument("--stride", type=int, help="slide stride in pixels (default 112)")
     run = p.add_argument_group("running")
-    run.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    run.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    run.add_argument("--precision", default="auto", help="auto, fp32, fp16 or bf16 (auto: fp32 on CPU, fp16 on GPU)")
     run.add_argument("--batch-size", type=int, default=8, help="windows per model call")
-    run.add_argument("--strip-width", type=int, default=8192, metavar="PIXELS",
+    run.add_argument("--strip-width", type=int, default=DEFAULT_STRIP_WIDTH, metavar="PIXELS",
                      help="process wider rasters in column strips of this width (bounds memory)")
     run.add_argument("--offline", action="store_true", help="never download weights")
     run.add_argument("--quiet", action="store_true", help="no progress bar or summary")
-    p.set_defaults(handler=_segment)
+    p.set_defaults(handler=_segment, flags=_flags(p))
+
+
+def _bands(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of band numbers; give e.g. 4,3,2 or 1") from None
+
+
+def _numbers(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of numbers; give MIN,MAX or MIN,MAX per band") \
+            from None
+
+
+def _flags(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Job field -> the flag (or argument name) a CLI user knows it by."""
+    flags = {}
+    for action in parser._actions:
+        if action.option_strings:
+            flags[action.dest] = max(action.option_strings, key=len)
+        elif action.dest != "help":
+            flags[action.dest] = action.metavar or action.dest.upper()
+    return flags
 
 
 def _area(square_metres: float) -> str:
@@ -78,28 +109,13 @@ def _area(square_metres: float) -> str:
 def _segment(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from backend.engine import ModelSettings, SegmentJob, run
+    from backend.engine import run
+    from backend.jobs import SegmentJob
     from backend.prompts import parse_class_file, parse_inline_classes
-    from backend.raster.source import ReadOptions, parse_bands, parse_stretch
-    from backend.raster.vectorize import PolygonOptions
 
-    classes = parse_class_file(args.classes_file) if args.classes_file else parse_inline_classes(args.classes)
-    if args.batch_size < 1:
-        raise UserInputError("--batch-size must be at least 1.")
-    settings = ModelSettings(
-        model=args.model, dataset=args.dataset, clip_weights=args.clip_weights,
-        upsampler_weights=args.upsampler_weights, no_upsampler=args.no_upsampler, attention=args.attention,
-        attention_blocks=args.attention_blocks, activation=args.activation, gba_lambda=args.gba_lambda,
-        prob_threshold=args.prob_threshold, background_index=args.background_index, window=args.window,
-        stride=args.stride, device=args.device, precision=args.precision, batch_size=args.batch_size,
-        download=not args.offline)
-    read = ReadOptions(bands=parse_bands(args.bands) if args.bands else None,
-                       stretch=parse_stretch(args.stretch) if args.stretch else None,
-                       aoi=args.aoi, aoi_layer=args.aoi_layer, aoi_crs=args.aoi_crs, gsd=args.gsd,
-                       resize_long_side=args.resize_long_side, keep_gsd=args.keep_gsd)
-    polygons = PolygonOptions(args.simplify, args.min_area, args.fill_holes, args.out_crs)
-    job = SegmentJob(args.input, classes, args.out_raster, args.out_probs, args.out_polygons, args.preview,
-                     args.overwrite, settings, read, polygons, args.strip_width)
+    values = {name: getattr(args, name) for name in SegmentJob.field_names() if hasattr(args, name)}
+    values["classes"] = parse_class_file(args.classes_file) if args.classes_file else parse_inline_classes(args.classes)
+    job = SegmentJob(**values)
     bar = None
 
     def progress(done: float, total: float) -> None:
@@ -170,26 +186,46 @@ def _weights(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line in one line, not the whole usage."""
+
+    def error(self, message: str):
+        print(f"rsov: error: {message} (see '{self.prog} --help')", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rsov", description="Open-vocabulary segmentation of remote-sensing rasters.")
+    parser = _Parser(prog="rsov", description="Open-vocabulary segmentation of remote-sensing rasters.")
     parser.add_argument("--version", action="version", version=f"rsov {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_segment(commands)
     _add_weights(commands)
     return parser
 
 
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(format="rsov: warning: %(message)s", level=logging.WARNING)
+    if not sys.warnoptions:  # libraries' own warnings are not for the user; ours go through logging
+        warnings.simplefilter("ignore")
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)  # a service manager's stop cleans up like Ctrl-C
+    flags = getattr(args, "flags", {})
     try:
         return args.handler(args)
     except UserInputError as error:
-        print(f"rsov: error: {error}", file=sys.stderr)
+        print(f"rsov: error: {error.render(lambda name: flags.get(name, name))}", file=sys.stderr)
         return error.exit_code
     except Cancelled:
         print("rsov: cancelled; nothing was written.", file=sys.stderr)
         return 130
+    except Terminated:
+        print("rsov: terminated; nothing was written.", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("rsov: interrupted; nothing was written.", file=sys.stderr)
         return 130

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -42,47 +44,57 @@ class ClassList:
         return len(self.synonyms)
 
 
-def _parse_lines(lines: Sequence[str], source: str) -> ClassList:
+def _parse_lines(lines: Sequence[str], source: str, field: str) -> ClassList:
+    """Classes from lines; ``source`` names them in errors (``{field}`` is rendered by each face)."""
     classes: list[tuple[str, ...]] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
+        bad = next((c for c in line if unicodedata.category(c) == "Cc" and c != "\t"), None)
+        if bad is not None:
+            raise UserInputError(
+                f"{source}: class {number} holds the control character {bad!r}; "
+                "save the classes as plain UTF-8 text.", field
+            )
         words = tuple(word.strip() for word in line.split(","))
         if any(not word for word in words):
             raise UserInputError(
                 f"{source}: class {number} ({line.strip()!r}) has an empty name; "
-                "remove the stray comma or write the missing synonym."
+                "remove the stray comma or write the missing synonym.", field
             )
         classes.append(words)
     if not classes:
-        raise UserInputError(f"{source} holds no class names; give at least one class.")
+        raise UserInputError(f"{source} holds no class names; give at least one class.", field)
     seen: dict[str, int] = {}
     for index, words in enumerate(classes):
         for word in words:
             if word.lower() in seen and seen[word.lower()] != index:
                 raise UserInputError(
                     f"{source}: the name {word!r} is given to two classes; "
-                    "each name may belong to one class only."
+                    "each name may belong to one class only.", field
                 )
             seen[word.lower()] = index
     return ClassList(tuple(classes))
 
 
 def parse_class_file(path: str | Path) -> ClassList:
-    """Read the authors' class file: one class per line, comma-separated synonyms."""
+    """Read the authors' class file: one class per line, comma-separated synonyms (UTF-8, BOM or not)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise UserInputError(f"class file {path} does not exist; check the path.") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserInputError(f"class file {path} cannot be read ({error}); give a UTF-8 text file.") from None
-    return _parse_lines(text.splitlines(), f"class file {path}")
+        raise UserInputError(f"class file {path} does not exist; check the path.", "classes_file") from None
+    except UnicodeDecodeError:
+        raise UserInputError(f"class file {path} is not UTF-8 text; save it as UTF-8.", "classes_file") from None
+    except OSError as error:
+        raise UserInputError(f"class file {path} cannot be read ({error.strerror}); give a UTF-8 text file.",
+                             "classes_file") from None
+    return _parse_lines(re.split(r"\r\n|\n|\r", text), f"class file {path}", "classes_file")
 
 
 def parse_inline_classes(text: str) -> ClassList:
     """Parse the command line's form: classes separated by ';', synonyms by ','."""
-    return _parse_lines(text.split(";"), "--classes")
+    return _parse_lines(text.split(";"), "{classes}", "classes")
 
 
 def openai_imagenet_templates() -> list[Callable[[str], str]]:

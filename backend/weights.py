@@ -222,8 +222,8 @@ def verify(name: str) -> tuple[bool, str]:
     return True, f"ok, sha256 {digest}"
 
 
-def resolve_weights(name_or_path: str, download_missing: bool = True) -> Path:
-    """A local file for a registry name (downloading it once) or a path given by the user."""
+def resolve_weights(name_or_path: str, download_missing: bool = True, field: str = "weights") -> Path:
+    """A local file for a registry name (downloading it once) or a path given by the user (job ``field``)."""
     if name_or_path in REGISTRY:
         target = cached_path(name_or_path)
         if target.exists():
@@ -232,10 +232,17 @@ def resolve_weights(name_or_path: str, download_missing: bool = True) -> Path:
             spec = spec_for(name_or_path)
             raise WeightsUnavailable(_missing_message(spec, target, "downloads are turned off"))
         return download(name_or_path)
+    return check_reference(name_or_path, field)
+
+
+def check_reference(name_or_path: str, field: str = "weights") -> Path | None:
+    """The file a user's path names, None for a registry name; an error naming ``field`` otherwise."""
+    if name_or_path in REGISTRY:
+        return None
     path = Path(name_or_path).expanduser()
     if not path.is_file():
         raise UserInputError(
-            f"weights {name_or_path!r} is neither a file nor a registry name; "
-            "give a path to a checkpoint or a name from 'rsov weights list'."
+            f"{{{field}}} {name_or_path!r} is neither a file nor a registry name; "
+            "give a path to a checkpoint or a name from 'rsov weights list'.", field
         )
     return path

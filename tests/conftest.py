@@ -1,10 +1,4 @@
-import sys
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
 
 
 @pytest.fixture(autouse=True)
@@ -21,7 +15,7 @@ def isolated_home(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def tiny_files(tmp_path_factory):
     """Tiny CLIP (OpenAI state dict, TorchScript, open_clip) and SimFeatUp checkpoints."""
-    from checkpoints import (openai_state_dict, save_open_clip_checkpoint, save_simfeatup_lightning,
+    from tests.helpers.checkpoints import (openai_state_dict, save_open_clip_checkpoint, save_simfeatup_lightning,
                              save_torchscript_archive, tiny_clip, tiny_simfeatup)
     import torch
 

@@ -31,6 +31,16 @@ except ImportError:
     pass
 
 
+def _allowed_globals():
+    """The allow-list for this load (torch >= 2.5), or process-wide where only that exists (2.4)."""
+    import contextlib
+
+    if hasattr(torch.serialization, "safe_globals"):
+        return torch.serialization.safe_globals(_ALLOWED_GLOBALS)
+    torch.serialization.add_safe_globals(_ALLOWED_GLOBALS)
+    return contextlib.nullcontext()
+
+
 def is_torchscript_archive(path: Path) -> bool:
     """True for a TorchScript zip (it holds code/ and constants.pkl)."""
     if not zipfile.is_zipfile(path):
@@ -49,11 +59,28 @@ def is_safetensors(path: Path) -> bool:
     return head[8:9] == b"{" and 0 < header_length < path.stat().st_size
 
 
+def _starts_like_a_checkpoint(path: Path) -> bool:
+    """A zip (``torch.save``, TorchScript) or a pickle (legacy ``torch.save``), by its first bytes."""
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    return head == b"PK\x03\x04" or head[:1] == b"\x80"
+
+
+def check_weights_file(path: Path) -> None:
+    """Refuse a file that is no weights file at all, from its first bytes (nothing is unpickled)."""
+    if not (_starts_like_a_checkpoint(path) or is_safetensors(path)):
+        raise CheckpointFormatError(
+            f"{path} is not a weights file (neither a PyTorch checkpoint, TorchScript archive nor safetensors); "
+            "give the checkpoint itself."
+        )
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint file's top-level mapping (tensors and plain values) on the CPU."""
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"weights file {path} does not exist; check the path.")
+    check_weights_file(path)
     try:
         if is_torchscript_archive(path):
             return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
@@ -61,7 +88,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             from safetensors.torch import load_file
 
             return dict(load_file(str(path)))
-        with torch.serialization.safe_globals(_ALLOWED_GLOBALS):
+        with _allowed_globals():
             loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
@@ -74,7 +101,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{path} is not a readable PyTorch checkpoint (unpickling failed); "
             "the file may be truncated: download it again."
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as error:
+    except Exception as error:  # noqa: BLE001 - torch's unpickler fails in many ways on a damaged file
         raise CheckpointFormatError(
             f"{path} is not a readable PyTorch checkpoint ({type(error).__name__}); "
             "the file may be truncated: download it again."

@@ -16,7 +16,9 @@ from rasterio.crs import CRS
 from rasterio.transform import Affine
 
 from backend.errors import Cancelled, UserInputError
-from backend.raster.io import CLASS_NODATA, CONFIDENCE_SCALE, geod_of, open_raster
+from backend.raster.files import open_raster
+from backend.raster.grid import areas_m2
+from backend.raster.writers import CLASS_NODATA, CONFIDENCE_SCALE
 
 VECTOR_DRIVERS = {".gpkg": "GPKG", ".shp": "ESRI Shapefile", ".geojson": "GeoJSON", ".json": "GeoJSON",
                   ".fgb": "FlatGeobuf"}
@@ -88,16 +90,6 @@ def _merge_open(open_: _Pieces, done: _Pieces) -> None:
             done.add(part, int(class_id), float(total), int(count))
 
 
-def _areas_m2(geometries: np.ndarray, crs: CRS | None) -> np.ndarray:
-    """Ellipsoidal (geodesic) areas for geographic CRSs, planar areas in metres otherwise."""
-    if crs is None:
-        return np.full(len(geometries), np.nan)
-    if crs.is_geographic:
-        geod = geod_of(crs)
-        return np.array([abs(geod.geometry_area_perimeter(geometry)[0]) for geometry in geometries])
-    return shapely.area(geometries) * crs.linear_units_factor[1] ** 2
-
-
 def _fill_holes(geometries: np.ndarray, crs: CRS | None, limit: float) -> tuple[np.ndarray, np.ndarray]:
     """Polygons without holes smaller than ``limit`` m², and the mask of polygons not inside a filled hole."""
     filled_holes = []
@@ -106,7 +98,7 @@ def _fill_holes(geometries: np.ndarray, crs: CRS | None, limit: float) -> tuple[
         if not polygon.interiors:
             continue
         holes = np.array([shapely.Polygon(ring) for ring in polygon.interiors], dtype=object)
-        small = _areas_m2(holes, crs) < limit
+        small = areas_m2(holes, crs) < limit
         if small.any():
             result[index] = shapely.Polygon(polygon.exterior, [ring for ring, s in zip(polygon.interiors, small) if not s])
             filled_holes.extend(holes[small])
@@ -147,7 +139,7 @@ def polygonize(class_path: Path, confidence_path: Path, class_names: list[str], 
     if options.fill_holes > 0 and len(geometries):
         geometries, outside_filled = _fill_holes(geometries, crs, options.fill_holes)
         keep &= outside_filled
-    area = _areas_m2(geometries, crs)
+    area = areas_m2(geometries, crs)
     if options.min_area > 0:
         keep &= area >= options.min_area
     frame = gpd.GeoDataFrame({
@@ -164,16 +156,20 @@ def polygonize(class_path: Path, confidence_path: Path, class_names: list[str], 
 def vector_driver(path: Path) -> str:
     driver = VECTOR_DRIVERS.get(path.suffix.lower())
     if driver is None:
-        raise UserInputError(f"polygon output {path} has an unknown extension; use .gpkg, .shp, .geojson or .fgb.")
+        raise UserInputError(f"{{out}} {path} has an unknown extension; use .gpkg, .shp, .geojson or .fgb.", "out")
     return driver
 
 
 def write_polygons(frame, path: Path, layer: str | None = None) -> None:
     """Write by extension: GPKG (layer ``layer`` or the file's stem), shapefile, GeoJSON, FlatGeobuf."""
+    import warnings
+
     import pyogrio
 
     driver = vector_driver(path)
     extra = {"layer": layer or path.stem} if driver == "GPKG" else {}
     if driver == "ESRI Shapefile":
         extra["encoding"] = "UTF-8"
-    pyogrio.write_dataframe(frame, path, driver=driver, geometry_type="Polygon", **extra)
+    with warnings.catch_warnings():  # plain images have no CRS, which pyogrio would warn about
+        warnings.simplefilter("ignore", UserWarning)
+        pyogrio.write_dataframe(frame, path, driver=driver, geometry_type="Polygon", **extra)

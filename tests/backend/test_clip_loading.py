@@ -4,7 +4,7 @@ import torch
 from backend.errors import CheckpointFormatError
 from backend.models.checkpoints import read_checkpoint, tensor_state_dict
 from backend.models.clip_loading import ClipArchitecture, infer_architecture, load_clip
-from checkpoints import TINY, openai_state_dict, save_open_clip_checkpoint, save_torchscript_archive, tiny_clip
+from tests.helpers.checkpoints import TINY, openai_state_dict, save_open_clip_checkpoint, save_torchscript_archive, tiny_clip
 
 IMAGE = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(3))
 
@@ -55,10 +55,20 @@ def test_quick_gelu_choice_changes_the_activation(tiny_files):
 def test_a_file_that_is_not_a_clip_checkpoint_is_named(tmp_path, tiny_files):
     with pytest.raises(CheckpointFormatError, match="xclip_jbu_one_tiny.ckpt is not a CLIP ViT checkpoint"):
         load_clip(tiny_files["simfeatup"], quick_gelu=True)
-    garbage = tmp_path / "broken.pt"
+    garbage = tmp_path / "notes.pt"
     garbage.write_bytes(b"not a checkpoint at all")
-    with pytest.raises(CheckpointFormatError, match="broken.pt is not a readable PyTorch checkpoint"):
+    with pytest.raises(CheckpointFormatError, match="notes.pt is not a weights file"):
         load_clip(garbage, quick_gelu=True)
+    truncated = tmp_path / "truncated.pt"
+    data = tiny_files["openai_state_dict"].read_bytes()
+    truncated.write_bytes(data[:len(data) // 2])
+    with pytest.raises(CheckpointFormatError, match="truncated.pt is not a readable PyTorch checkpoint"):
+        load_clip(truncated, quick_gelu=True)
+    legacy = tmp_path / "legacy.pt"
+    torch.save({"w": torch.ones(3)}, legacy, _use_new_zipfile_serialization=False)
+    legacy.write_bytes(legacy.read_bytes()[:40])
+    with pytest.raises(CheckpointFormatError, match="legacy.pt is not a readable PyTorch checkpoint"):
+        load_clip(legacy, quick_gelu=True)
 
 
 class Payload:

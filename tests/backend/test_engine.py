@@ -4,12 +4,12 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from backend.engine import ModelSettings, SegmentJob, run
+from backend.engine import run
 from backend.errors import Cancelled, UserInputError
+from backend.jobs import SegmentJob
+from backend.models.cache import ModelCache
+from backend.models.clip_segmentor import load_segmentor
 from backend.prompts import parse_inline_classes
-from backend.raster.source import ReadOptions
-from backend.raster.vectorize import PolygonOptions
-from backend.segmentor import load_segmentor
 
 
 @pytest.fixture
@@ -23,13 +23,21 @@ def scene(tmp_path):
 
 
 def settings(tiny_files, **changes):
-    return ModelSettings(clip_weights=str(tiny_files["open_clip"]), upsampler_weights=str(tiny_files["simfeatup"]),
-                         download=False, **changes)
+    """The job fields that pick the tiny weights (the upsampler unless no_upsampler)."""
+    fields = dict(clip_weights=str(tiny_files["open_clip"]), offline=True, **changes)
+    if not changes.get("no_upsampler"):
+        fields["upsampler_weights"] = str(tiny_files["simfeatup"])
+    return fields
+
+
+def segmentor(tiny_files, **changes):
+    job = SegmentJob("unused.tif", "a", **settings(tiny_files, **changes))
+    return load_segmentor(job.model_config(), ModelCache())
 
 
 def test_resized_inference_comes_back_at_the_input_grid(scene, tiny_files, tmp_path):
-    job = SegmentJob(scene, parse_inline_classes("a; b,c; d"), tmp_path / "c.tif", tmp_path / "p.tif",
-                     read=ReadOptions(resize_long_side=96), settings=settings(tiny_files, no_upsampler=True))
+    job = SegmentJob(scene, parse_inline_classes("a; b,c; d"), out_raster=tmp_path / "c.tif", out_probs=tmp_path / "p.tif",
+                     resize_long_side=96, **settings(tiny_files, no_upsampler=True))
     result = run(job)
     with rasterio.open(scene) as src, rasterio.open(tmp_path / "c.tif") as out, rasterio.open(tmp_path / "p.tif") as p:
         assert (out.width, out.height) == (190, 150) and out.transform == src.transform
@@ -44,41 +52,44 @@ def test_resized_inference_comes_back_at_the_input_grid(scene, tiny_files, tmp_p
 
 def test_presets_and_overrides_reach_the_model(tiny_files):
     classes = parse_inline_classes("; ".join(f"class {i}" for i in range(6)))
-    loaded = load_segmentor(settings(tiny_files, dataset="potsdam", attention="sclip", attention_blocks=2), classes)
-    assert (loaded.prob_threshold, loaded.background_index) == (0.1, 5)
-    assert (loaded.model.attention, loaded.model.attention_blocks, loaded.model.gba_lambda) == ("sclip", 2, -0.3)
-    xbd = load_segmentor(settings(tiny_files, dataset="xbd", activation="gelu"), classes)
-    assert xbd.model.gba_lambda == 0.0 and xbd.prob_threshold == 0.0
-    assert type(xbd.model.clip.visual.transformer.resblocks[0].mlp.gelu).__name__ == "GELU"
-    assert tuple(loaded.queries.shape) == (6, 32)
+    loaded = segmentor(tiny_files, dataset_preset="potsdam", attention="sclip", attention_blocks=2)
+    assert (loaded.config.prob_threshold, loaded.config.background_index) == (0.1, 5)
+    assert (loaded.net.attention, loaded.net.attention_blocks, loaded.net.gba_lambda) == ("sclip", 2, -0.3)
+    xbd = segmentor(tiny_files, dataset_preset="xbd", activation="gelu")
+    assert xbd.net.gba_lambda == 0.0 and xbd.config.prob_threshold == 0.0
+    assert type(xbd.net.clip.visual.transformer.resblocks[0].mlp.gelu).__name__ == "GELU"
+    assert tuple(loaded.prompt(classes).embeddings.shape) == (6, 32)
 
 
 @pytest.mark.parametrize("changes,message", [
-    ({"background_index": 3}, "--background-index 3 is not a class index"),
-    ({"stride": 300}, "larger than --window"),
+    ({"background_index": 3}, "background_index 3 is not a class index"),
+    ({"stride": 300}, "larger than window"),
     ({"window": 200}, "not a multiple of the model's patch size"),
     ({"model": "segearth-xl"}, "unknown model 'segearth-xl'"),
-    ({"device": "tpu"}, "unknown device"),
+    ({"device": "tpu"}, "device 'tpu' is not a device"),
+    ({"attention_blocks": 4}, "attention_blocks 4 is out of range: the model has 3 blocks"),
 ])
-def test_bad_settings_are_explained(tiny_files, changes, message):
-    with pytest.raises(UserInputError, match=message):
-        load_segmentor(settings(tiny_files, **changes), parse_inline_classes("a; b"))
+def test_bad_settings_are_explained(scene, tiny_files, tmp_path, changes, message):
+    job = SegmentJob(scene, "a; b", out_raster=tmp_path / "c.tif", **settings(tiny_files, **changes))
+    with pytest.raises(UserInputError, match=message) as raised:
+        run(job, models=ModelCache())
+    assert list(changes)[0] in raised.value.fields
 
 
 def test_cancelling_writes_nothing(scene, tiny_files, tmp_path):
-    job = SegmentJob(scene, parse_inline_classes("a; b"), tmp_path / "c.tif",
-                     settings=settings(tiny_files, no_upsampler=True, batch_size=1))
+    job = SegmentJob(scene, parse_inline_classes("a; b"), out_raster=tmp_path / "c.tif",
+                     **settings(tiny_files, no_upsampler=True, batch_size=1))
     with pytest.raises(Cancelled):
         run(job, should_stop=lambda: True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scene.tif"]
 
 
 def test_unknown_output_extension_is_refused(scene, tiny_files, tmp_path):
-    job = SegmentJob(scene, parse_inline_classes("a; b"), tmp_path / "c.png", settings=settings(tiny_files))
-    with pytest.raises(UserInputError, match="must end in .tif or .tiff"):
+    job = SegmentJob(scene, parse_inline_classes("a; b"), out_raster=tmp_path / "c.png", **settings(tiny_files))
+    with pytest.raises(UserInputError, match="must end in .tif, .tiff"):
         run(job)
-    job = SegmentJob(scene, parse_inline_classes("a; b"), out_polygons=tmp_path / "p.kml", settings=settings(tiny_files))
-    with pytest.raises(UserInputError, match="unknown extension; use .gpkg, .shp, .geojson or .fgb"):
+    job = SegmentJob(scene, parse_inline_classes("a; b"), out=tmp_path / "p.kml", **settings(tiny_files))
+    with pytest.raises(UserInputError, match="must end in .gpkg, .shp, .geojson, .json, .fgb"):
         run(job)
 
 
@@ -93,21 +104,21 @@ def reference(tiny_files, pixels, classes, batch_size, **changes):
     """#2's in-memory result on the same array: slide_logits over the whole image, then classify."""
     import torch
 
-    from backend.models.segearth import classify
-    from backend.raster.stitching import normalise_pixels, slide_logits
+    from backend.inference.slide import normalise_pixels, slide_logits
 
-    loaded = load_segmentor(settings(tiny_files, **changes), classes)
-    logits = slide_logits(loaded.model, normalise_pixels(torch.from_numpy(pixels)), loaded.queries,
-                          loaded.window, loaded.stride, batch_size)
-    return classify(logits, classes.query_to_class, loaded.logit_scale, loaded.prob_threshold, loaded.background_index)
+    loaded = segmentor(tiny_files, **changes)
+    prompts = loaded.prompt(classes)
+    logits = slide_logits(loaded, normalise_pixels(torch.from_numpy(pixels)), prompts,
+                          loaded.config.window, loaded.config.stride, batch_size)
+    return loaded.classify(logits, prompts)
 
 
 def test_streamed_outputs_equal_the_in_memory_result(tiny_files, tmp_path):
     pixels = np.random.default_rng(5).integers(0, 256, (3, 700, 520), dtype=np.uint8)  # 6 window rows, 3 strips
     scene = write_scene(tmp_path / "big.tif", pixels)
     classes = parse_inline_classes("ground; building,roof; water")
-    job = SegmentJob(scene, classes, tmp_path / "c.tif", tmp_path / "p.tif", settings=settings(
-        tiny_files, no_upsampler=True, batch_size=1, prob_threshold=0.2), strip_width=200)
+    job = SegmentJob(scene, classes, out_raster=tmp_path / "c.tif", out_probs=tmp_path / "p.tif", strip_width=200,
+                     **settings(tiny_files, no_upsampler=True, batch_size=1, prob_threshold=0.2))
     result = run(job)
     expected_classes, expected_probs = reference(tiny_files, pixels, classes, 1, no_upsampler=True,
                                                  prob_threshold=0.2)
@@ -124,9 +135,8 @@ def test_nodata_aoi_and_polygons(tiny_files, tmp_path):
     pixels[:, :, 250:] = 0  # nodata on the right
     scene = write_scene(tmp_path / "scene.tif", pixels, nodata=0)
     aoi = "POLYGON((500050 4649950, 500350 4649950, 500350 4649750, 500050 4649750, 500050 4649950))"
-    job = SegmentJob(scene, parse_inline_classes("ground; building"), tmp_path / "c.tif",
-                     out_polygons=tmp_path / "p.gpkg", read=ReadOptions(aoi=aoi),
-                     settings=settings(tiny_files, no_upsampler=True))
+    job = SegmentJob(scene, parse_inline_classes("ground; building"), out_raster=tmp_path / "c.tif",
+                     out=tmp_path / "p.gpkg", aoi=aoi, **settings(tiny_files, no_upsampler=True))
     result = run(job)
     with rasterio.open(tmp_path / "c.tif") as out:
         assert (out.width, out.height) == (300, 200) and out.bounds.left == 500050
@@ -143,8 +153,8 @@ def test_nodata_aoi_and_polygons(tiny_files, tmp_path):
 def test_all_nodata_area_is_refused_and_nothing_is_written(tiny_files, tmp_path):
     pixels = np.zeros((3, 100, 100), np.uint8)
     scene = write_scene(tmp_path / "empty.tif", pixels, nodata=0)
-    job = SegmentJob(scene, parse_inline_classes("a; b"), tmp_path / "out" / "c.tif",
-                     settings=settings(tiny_files, no_upsampler=True))
+    job = SegmentJob(scene, parse_inline_classes("a; b"), out_raster=tmp_path / "out" / "c.tif",
+                     **settings(tiny_files, no_upsampler=True))
     with pytest.raises(UserInputError, match="has no valid pixels in the area to segment"):
         run(job)
     assert not any((tmp_path / "out").iterdir())
@@ -152,17 +162,16 @@ def test_all_nodata_area_is_refused_and_nothing_is_written(tiny_files, tmp_path)
 
 def test_a_small_aoi_is_padded_to_the_window(tiny_files, tmp_path):
     scene = write_scene(tmp_path / "s.tif", np.random.default_rng(7).integers(0, 256, (3, 300, 300), dtype=np.uint8))
-    job = SegmentJob(scene, parse_inline_classes("a; b"), tmp_path / "c.tif",
-                     read=ReadOptions(aoi="500010,4649900,500060,4649970"),
-                     settings=settings(tiny_files, no_upsampler=True))
+    job = SegmentJob(scene, parse_inline_classes("a; b"), out_raster=tmp_path / "c.tif",
+                     aoi="500010,4649900,500060,4649970", **settings(tiny_files, no_upsampler=True))
     result = run(job)
     assert result.windows == 1 and sum(result.pixel_counts) == 50 * 70
 
 
 def test_keep_gsd_writes_the_resampled_grid(tiny_files, tmp_path):
     scene = write_scene(tmp_path / "s.tif", np.random.default_rng(8).integers(0, 256, (3, 240, 200), dtype=np.uint8))
-    job = SegmentJob(scene, parse_inline_classes("a; b"), tmp_path / "c.tif",
-                     read=ReadOptions(gsd=2.0, keep_gsd=True), settings=settings(tiny_files, no_upsampler=True))
+    job = SegmentJob(scene, parse_inline_classes("a; b"), out_raster=tmp_path / "c.tif",
+                     gsd=2.0, keep_gsd=True, **settings(tiny_files, no_upsampler=True))
     run(job)
     with rasterio.open(tmp_path / "c.tif") as out:
         assert (out.width, out.height, out.transform.a) == (100, 120, 2.0)
@@ -172,8 +181,8 @@ def test_plain_images_warn_and_give_pixel_coordinates(tiny_files, tmp_path, capl
     photo = tmp_path / "photo.png"
     with rasterio.open(photo, "w", driver="PNG", height=64, width=80, count=3, dtype="uint8") as out:
         out.write(np.random.default_rng(9).integers(0, 256, (3, 64, 80), dtype=np.uint8))
-    job = SegmentJob(photo, parse_inline_classes("a; b"), tmp_path / "c.tif", out_polygons=tmp_path / "p.geojson",
-                     settings=settings(tiny_files, no_upsampler=True))
+    job = SegmentJob(photo, parse_inline_classes("a; b"), out_raster=tmp_path / "c.tif", out=tmp_path / "p.geojson",
+                     **settings(tiny_files, no_upsampler=True))
     result = run(job)
     assert "has no CRS: outputs are in pixel coordinates" in caplog.text
     assert result.class_areas_m2 is None
@@ -191,8 +200,8 @@ def test_a_crash_mid_run_leaves_the_existing_output(scene, tiny_files, tmp_path)
         calls.append(1)
         return len(calls) > 1
 
-    job = SegmentJob(scene, parse_inline_classes("a; b"), target, out_polygons=tmp_path / "p.shp", overwrite=True,
-                     settings=settings(tiny_files, no_upsampler=True, batch_size=1))
+    job = SegmentJob(scene, parse_inline_classes("a; b"), out_raster=target, out=tmp_path / "p.shp", overwrite=True,
+                     **settings(tiny_files, no_upsampler=True, batch_size=1))
     with pytest.raises(Cancelled):
         run(job, should_stop=stop_late)
     assert target.read_bytes() == b"yesterday's result"
@@ -202,13 +211,13 @@ def test_a_crash_mid_run_leaves_the_existing_output(scene, tiny_files, tmp_path)
 @pytest.mark.parametrize("outputs,message", [
     ({}, "no output was asked for"),
     ({"out_raster": "blocker/c.tif"}, "output folder .*blocker cannot be created"),
-    ({"out_raster": "c.tif", "out_probs": "c.tif"}, "two outputs have the same path"),
-    ({"out_polygons": "p.gpkg", "polygons": PolygonOptions(out_crs="EPSG:0")}, "--out-crs 'EPSG:0' is not a"),
-    ({"out_polygons": "p.gpkg", "polygons": PolygonOptions(min_area=-1)}, "--min-area -1 is negative"),
+    ({"out_raster": "c.tif", "out_probs": "c.tif"}, "out_raster and out_probs are the same file"),
+    ({"out": "p.gpkg", "out_crs": "EPSG:0"}, "out_crs 'EPSG:0' is not a"),
+    ({"out": "p.gpkg", "min_area": -1}, "min_area -1 must be 0 or a positive number"),
 ])
 def test_bad_outputs_are_explained(scene, tiny_files, tmp_path, outputs, message):
     (tmp_path / "blocker").write_text("a file where a folder should be")
-    outputs = {k: tmp_path / v if isinstance(v, str) else v for k, v in outputs.items()}
-    job = SegmentJob(scene, parse_inline_classes("a; b"), settings=settings(tiny_files), **outputs)
+    outputs = {k: tmp_path / v if k in ("out", "out_raster", "out_probs") else v for k, v in outputs.items()}
+    job = SegmentJob(scene, parse_inline_classes("a; b"), **settings(tiny_files), **outputs)
     with pytest.raises(UserInputError, match=message):
         run(job)

@@ -2,9 +2,10 @@ import torch
 import torch.nn.functional as F
 
 from backend.models.segearth import SegEarthOV, classify, encode_dense
-from backend.raster.stitching import normalise_pixels, slide_logits
+from backend.inference.slide import normalise_pixels, slide_logits
 from backend.raster.tiling import centred_padding, grid_count
-from checkpoints import tiny_clip, tiny_simfeatup
+from tests.helpers.checkpoints import tiny_clip, tiny_simfeatup
+from tests.helpers.models import prompts, segmentor
 
 QUERIES = F.normalize(torch.randn(5, 32, generator=torch.Generator().manual_seed(1)), dim=-1)
 
@@ -65,19 +66,19 @@ def authors_slide(model, image, queries, window=224, stride=112):
 
 
 def test_batched_slide_inference_equals_the_authors_loop():
-    model = SegEarthOV(tiny_clip(), tiny_simfeatup())
+    model = segmentor(tiny_clip(), tiny_simfeatup())
     image = normalise_pixels(torch.randint(0, 256, (3, 300, 250), dtype=torch.uint8))
-    expected = authors_slide(model, image, QUERIES)
+    expected = authors_slide(model.net, image, QUERIES)
     steps = []
-    got = slide_logits(model, image, QUERIES, batch_size=3, progress=lambda d, t: steps.append((d, t)))
+    got = slide_logits(model, image, prompts(QUERIES), batch_size=3, progress=lambda d, t: steps.append((d, t)))
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
     assert steps[-1] == (4, 4)
 
 
 def test_small_images_are_padded_and_cropped_back():
-    model = SegEarthOV(tiny_clip(), None)
+    model = segmentor(tiny_clip())
     image = normalise_pixels(torch.randint(0, 256, (3, 90, 130), dtype=torch.uint8))
-    torch.testing.assert_close(slide_logits(model, image, QUERIES), authors_slide(model, image, QUERIES))
+    torch.testing.assert_close(slide_logits(model, image, prompts(QUERIES)), authors_slide(model.net, image, QUERIES))
 
 
 def test_classify_takes_the_max_over_synonyms_and_thresholds_to_background():

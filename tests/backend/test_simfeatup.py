@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from backend.errors import CheckpointFormatError
 from backend.models.simfeatup import adaptive_conv, load_simfeatup
-from checkpoints import tiny_simfeatup
+from tests.helpers.checkpoints import tiny_simfeatup
 
 
 def unfold_adaptive_conv(padded, kernel):

@@ -7,13 +7,13 @@ import torch
 import torch.nn.functional as F
 
 from backend.errors import Cancelled
-from backend.models.segearth import SegEarthOV
-from backend.raster.stitching import normalise_pixels, slide_logits
-from backend.raster.streaming import assemble, plan_strips, stream_logits, total_windows
-from backend.raster.tiling import slide_windows
-from checkpoints import tiny_clip, tiny_simfeatup
+from backend.inference.slide import normalise_pixels, slide_logits
+from backend.inference.streaming import assemble, stream_logits
+from backend.raster.tiling import plan_strips, slide_windows, total_windows
+from tests.helpers.checkpoints import tiny_clip, tiny_simfeatup
+from tests.helpers.models import prompts, segmentor
 
-QUERIES = F.normalize(torch.randn(4, 32, generator=torch.Generator().manual_seed(2)), dim=-1)
+QUERIES = prompts(F.normalize(torch.randn(4, 32, generator=torch.Generator().manual_seed(2)), dim=-1))
 
 
 def array_reader(pixels: np.ndarray, valid: np.ndarray | None = None, reads: list | None = None):
@@ -33,18 +33,18 @@ def array_reader(pixels: np.ndarray, valid: np.ndarray | None = None, reads: lis
 def streamed(model, pixels, **kwargs):
     _, height, width = pixels.shape
     blocks = stream_logits(array_reader(pixels), height, width, model, QUERIES, **kwargs)
-    return assemble(blocks, QUERIES.shape[0], height, width)
+    return assemble(blocks, QUERIES.embeddings.shape[0], height, width)
 
 
 def test_streaming_over_many_buffer_rows_equals_the_in_memory_result():
-    model = SegEarthOV(tiny_clip(), None)
+    model = segmentor(tiny_clip())
     pixels = np.random.default_rng(0).integers(0, 256, (3, 1010, 300), dtype=np.uint8)  # 8 window rows
     reference = slide_logits(model, normalise_pixels(torch.from_numpy(pixels)), QUERIES, batch_size=2)
     assert torch.equal(streamed(model, pixels, batch_size=2), reference)
 
 
 def test_column_strips_give_the_same_result_with_the_upsampler():
-    model = SegEarthOV(tiny_clip(), tiny_simfeatup())
+    model = segmentor(tiny_clip(), tiny_simfeatup())
     pixels = np.random.default_rng(1).integers(0, 256, (3, 224, 460), dtype=np.uint8)
     reference = slide_logits(model, normalise_pixels(torch.from_numpy(pixels)), QUERIES, batch_size=1)
     strips = plan_strips(460, 224, 112, 230)
@@ -53,14 +53,14 @@ def test_column_strips_give_the_same_result_with_the_upsampler():
 
 
 def test_rasters_smaller_than_a_window_are_padded_like_the_reference():
-    model = SegEarthOV(tiny_clip(), None)
+    model = segmentor(tiny_clip())
     pixels = np.random.default_rng(2).integers(0, 256, (3, 70, 150), dtype=np.uint8)
     reference = slide_logits(model, normalise_pixels(torch.from_numpy(pixels)), QUERIES)
     assert torch.equal(streamed(model, pixels), reference)
 
 
 def test_buffer_holds_one_window_row_and_reads_follow_raster_order():
-    model = SegEarthOV(tiny_clip(), None)
+    model = segmentor(tiny_clip())
     pixels = np.zeros((3, 900, 460), dtype=np.uint8)
     reads = []
     blocks = list(stream_logits(array_reader(pixels, reads=reads), 900, 460, model, QUERIES, strip_width=230))
@@ -77,12 +77,12 @@ def test_buffer_holds_one_window_row_and_reads_follow_raster_order():
 def test_windows_without_valid_pixels_are_skipped():
     calls = []
 
-    class Counting(torch.nn.Module):
-        patch_size = 16
+    class Counting:
+        patch_size, device, autocast_dtype = 16, torch.device("cpu"), None
 
-        def forward(self, windows, queries):
+        def logits(self, windows, prompts):
             calls.append(windows.shape[0])
-            return torch.zeros(windows.shape[0], queries.shape[0], *windows.shape[-2:])
+            return torch.zeros(windows.shape[0], prompts.embeddings.shape[0], *windows.shape[-2:])
 
     pixels = np.zeros((3, 224, 448), dtype=np.uint8)
     valid = np.zeros((224, 448), bool)
@@ -94,7 +94,7 @@ def test_windows_without_valid_pixels_are_skipped():
 
 
 def test_cancelling_stops_the_stream():
-    model = SegEarthOV(tiny_clip(), None)
+    model = segmentor(tiny_clip())
     pixels = np.zeros((3, 448, 448), dtype=np.uint8)
     with pytest.raises(Cancelled):
         list(stream_logits(array_reader(pixels), 448, 448, model, QUERIES, should_stop=lambda: True))
@@ -108,7 +108,7 @@ def test_reader_errors_reach_the_caller():
         yield read
 
     with pytest.raises(OSError, match="disk gone"):
-        list(stream_logits(failing, 300, 300, SegEarthOV(tiny_clip(), None), QUERIES))
+        list(stream_logits(failing, 300, 300, segmentor(tiny_clip()), QUERIES))
 
 
 def test_window_count_matches_the_slide_grid():

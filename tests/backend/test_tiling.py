@@ -14,17 +14,17 @@ def test_windows_cover_the_image_and_the_last_is_shifted_to_the_edge():
     covered = [[0] * 300 for _ in range(500)]
     for w in windows:
         assert (w.height, w.width) == (224, 224)
-        for y in range(w.y0, w.y1, 37):
-            for x in range(w.x0, w.x1, 37):
+        for y in range(w.row_off, w.row_off + w.height, 37):
+            for x in range(w.col_off, w.col_off + w.width, 37):
                 covered[y][x] += 1
-    assert windows[-1].y1 == 500 and windows[-1].x1 == 300
-    assert windows[0].y0 == windows[0].x0 == 0
-    assert max(w.x0 for w in windows) == 300 - 224
+    assert windows[-1].row_off + 224 == 500 and windows[-1].col_off + 224 == 300
+    assert windows[0].row_off == windows[0].col_off == 0
+    assert max(w.col_off for w in windows) == 300 - 224
 
 
 def test_small_images_get_one_clipped_window_padded_to_the_patch_size():
     (window,) = slide_windows(100, 150)
-    assert (window.y0, window.x0, window.y1, window.x1) == (0, 0, 100, 150)
+    assert (window.row_off, window.col_off, window.height, window.width) == (0, 0, 100, 150)
     left, right, top, bottom = centred_padding(100, 150, 16)
     assert (100 + top + bottom) % 16 == 0 and (150 + left + right) % 16 == 0
     assert (left, right, top, bottom) == (5, 5, 6, 6)

@@ -1,4 +1,6 @@
 """Polygons from a class raster: whole across tile edges, scored, simplified as a coverage, filtered."""
+import contextlib
+
 import numpy as np
 import pyogrio
 import pytest
@@ -6,8 +8,17 @@ import rasterio
 import shapely
 from rasterio.transform import from_origin
 
-from backend.raster.io import CLASS_NODATA, CONFIDENCE_SCALE, atomic_output
+from backend.raster.files import Staging
 from backend.raster.vectorize import PolygonOptions, polygonize, write_polygons
+from backend.raster.writers import CLASS_NODATA, CONFIDENCE_SCALE
+
+
+@contextlib.contextmanager
+def atomic_output(target):
+    """One staged file, renamed onto ``target`` when the block succeeds."""
+    with Staging() as staging:
+        yield staging.path_for(target)
+        staging.commit()
 
 NAMES = ["background", "building", "water"]
 

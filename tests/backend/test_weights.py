@@ -7,7 +7,7 @@ import pytest
 from backend import weights
 from backend.cli import main
 from backend.errors import UserInputError, WeightsUnavailable
-from fake_hub import FakeHub
+from tests.helpers.fake_hub import FakeHub
 
 
 @pytest.fixture

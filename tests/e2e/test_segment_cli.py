@@ -33,21 +33,18 @@ def rsov(*args, **env):
 
 
 def expected_probabilities(scene, tiny_files, threshold):
+    from backend.inference.slide import normalise_pixels, slide_logits
     from backend.models.clip_loading import load_clip
-    from backend.models.segearth import SegEarthOV, classify
     from backend.models.simfeatup import load_simfeatup
-    from backend.prompts import encode_queries, openai_imagenet_templates, parse_inline_classes
-    from backend.raster.stitching import normalise_pixels, slide_logits
-    from open_clip import tokenize
+    from backend.prompts import parse_inline_classes
+    from tests.helpers.models import segmentor
 
-    classes = parse_inline_classes(CLASSES)
     clip, _ = load_clip(tiny_files["torchscript"], quick_gelu=True)
-    model = SegEarthOV(clip, load_simfeatup(tiny_files["simfeatup"]))
-    queries = encode_queries(clip.encode_text, tokenize, classes.queries, openai_imagenet_templates())
+    model = segmentor(clip, load_simfeatup(tiny_files["simfeatup"]), prob_threshold=threshold)
+    prompts = model.prompt(parse_inline_classes(CLASSES))
     with rasterio.open(scene) as src:
         image = normalise_pixels(torch.from_numpy(src.read()))
-    logits = slide_logits(model, image, queries)
-    return classify(logits, classes.query_to_class, 50.0, threshold, 0)
+    return model.classify(slide_logits(model, image, prompts), prompts)
 
 
 def test_segment_writes_georeferenced_classes_and_probabilities(scene, tiny_files, tmp_path, isolated_home):
@@ -69,6 +66,7 @@ def test_segment_writes_georeferenced_classes_and_probabilities(scene, tiny_file
         assert probs.count == 3 and probs.dtypes[0] == "float32" and probs.crs == src.crs
         assert probs.descriptions == ("background", "building", "road")
         class_map, probabilities = classes.read(1), probs.read()
+    assert len(list((isolated_home / "cache" / "text").glob("*.safetensors"))) == 1  # the classes, encoded once
     expected_map, expected_probs = expected_probabilities(scene, tiny_files, 0.4)
     np.testing.assert_allclose(probabilities, expected_probs.numpy(), atol=2e-5)
     agree = (class_map == expected_map.numpy()).mean()
@@ -77,7 +75,6 @@ def test_segment_writes_georeferenced_classes_and_probabilities(scene, tiny_file
     assert np.all(class_map[best < 0.4 - 1e-4] == 0)
     assert np.array_equal(class_map[best > 0.4 + 1e-4], probabilities.argmax(axis=0)[best > 0.4 + 1e-4])
     assert (out / "preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(list((isolated_home / "cache" / "text").glob("*.safetensors"))) == 1
 
 
 def test_existing_output_is_kept_without_overwrite(scene, tiny_files, tmp_path):
@@ -86,7 +83,7 @@ def test_existing_output_is_kept_without_overwrite(scene, tiny_files, tmp_path):
     result = rsov("segment", scene, "--classes", "water; land", "--out-raster", target,
                   "--clip-weights", tiny_files["open_clip"], "--no-upsampler")
     assert result.returncode == 2
-    assert result.stderr.strip() == f"rsov: error: output {target} already exists; pass --overwrite to replace it."
+    assert result.stderr.strip() == f"rsov: error: --out-raster {target} already exists; pass --overwrite to replace it."
     assert target.read_bytes() == b"precious"
 
 

@@ -1,15 +1,15 @@
-"""Slide windows over an image, run the model on batches of them and average the logits."""
+"""Slide windows over an image in memory, run the model on batches of them and average the logits."""
 from __future__ import annotations
 
 import contextlib
-from collections import defaultdict
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from backend.errors import Cancelled
-from backend.raster.tiling import Window, centred_padding, slide_windows
+from backend.models.protocol import Prompts, Segmentor
+from backend.raster.tiling import centred_padding, slide_windows
 
 # The authors' normalisation on the 0-255 scale (mmseg's data preprocessor), float32.
 PIXEL_MEAN = (122.771, 116.746, 104.094)
@@ -33,13 +33,12 @@ def _autocast(device: torch.device, dtype: torch.dtype | None):
 
 @torch.no_grad()
 def slide_logits(
-    model: torch.nn.Module,
+    segmentor: Segmentor,
     image: torch.Tensor,
-    queries: torch.Tensor,
+    prompts: Prompts,
     window: int = 224,
     stride: int = 112,
     batch_size: int = 8,
-    autocast_dtype: torch.dtype | None = None,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> torch.Tensor:
@@ -48,33 +47,30 @@ def slide_logits(
     The whole image in memory: the reference that the streaming path (``streaming.py``)
     reproduces exactly, block by block.
     """
-    device = queries.device
+    device = segmentor.device
     _, height, width = image.shape
     windows = slide_windows(height, width, window, stride)
-    total = torch.zeros(queries.shape[0], height, width, dtype=torch.float32, device=device)
+    queries = prompts.embeddings.shape[0]
+    total = torch.zeros(queries, height, width, dtype=torch.float32, device=device)
     count = torch.zeros(1, height, width, dtype=torch.float32, device=device)
-    by_shape: dict[tuple[int, int], list[Window]] = defaultdict(list)
-    for item in windows:
-        by_shape[(item.height, item.width)].append(item)
     done = 0
-    for group in by_shape.values():
-        for start in range(0, len(group), batch_size):
-            if should_stop is not None and should_stop():
-                raise Cancelled("cancelled")
-            batch = group[start:start + batch_size]
-            crops = torch.stack([image[:, w.y0:w.y1, w.x0:w.x1] for w in batch]).to(device)
-            logits = window_logits(model, crops, queries, autocast_dtype)
-            for item, logits_of_window in zip(batch, logits):
-                total[:, item.y0:item.y1, item.x0:item.x1] += logits_of_window
-                count[:, item.y0:item.y1, item.x0:item.x1] += 1
-            done += len(batch)
-            if progress is not None:
-                progress(done, len(windows))
+    for start in range(0, len(windows), batch_size):  # all windows have one size
+        if should_stop is not None and should_stop():
+            raise Cancelled("cancelled")
+        batch = windows[start:start + batch_size]
+        crops = torch.stack([image[(slice(None), *w.toslices())] for w in batch]).to(device)
+        logits = window_logits(segmentor, crops, prompts)
+        for item, logits_of_window in zip(batch, logits):
+            rows, cols = item.toslices()
+            total[:, rows, cols] += logits_of_window
+            count[:, rows, cols] += 1
+        done += len(batch)
+        if progress is not None:
+            progress(done, len(windows))
     return total / count
 
 
-def window_logits(model: torch.nn.Module, crops: torch.Tensor, queries: torch.Tensor,
-                  autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
+def window_logits(segmentor: Segmentor, crops: torch.Tensor, prompts: Prompts) -> torch.Tensor:
     """float32 logits (B, Q, h, w) of a batch of normalised windows (B, 3, h, w) of one size.
 
     Windows whose sides are not multiples of the model's patch size (the image is smaller
@@ -82,9 +78,9 @@ def window_logits(model: torch.nn.Module, crops: torch.Tensor, queries: torch.Te
     authors do.
     """
     _, _, win_h, win_w = crops.shape
-    left, right, top, bottom = centred_padding(win_h, win_w, int(getattr(model, "patch_size", 16)))
+    left, right, top, bottom = centred_padding(win_h, win_w, segmentor.patch_size)
     if left or right or top or bottom:
         crops = F.pad(crops, (left, right, top, bottom))
-    with _autocast(crops.device, autocast_dtype):
-        logits = model(crops, queries)
+    with _autocast(crops.device, segmentor.autocast_dtype):
+        logits = segmentor.logits(crops, prompts)
     return logits[:, :, top:top + win_h, left:left + win_w].float()

@@ -19,22 +19,10 @@ import numpy as np
 import torch
 
 from backend.errors import Cancelled
+from backend.inference.slide import Progress, normalise_pixels, window_logits
+from backend.models.protocol import Prompts, Segmentor
 from backend.raster.source import BlockReader
-from backend.raster.stitching import Progress, normalise_pixels, window_logits
-from backend.raster.tiling import grid_count
-
-DEFAULT_STRIP_WIDTH = 8192
-
-
-@dataclass(frozen=True)
-class Strip:
-    """Columns ``core0:core1`` are finalised from the windows starting at ``starts`` (x0:x1 read)."""
-
-    core0: int
-    core1: int
-    starts: tuple[int, ...]
-    x0: int
-    x1: int
+from backend.raster.tiling import DEFAULT_STRIP_WIDTH, plan_strips, total_windows, window_starts
 
 
 @dataclass
@@ -45,29 +33,6 @@ class Block:
     col: int
     logits: torch.Tensor  # (Q, h, w) float32, on the model's device
     valid: np.ndarray  # (h, w) bool: pixels to classify
-
-
-def window_starts(size: int, window: int, stride: int) -> list[int]:
-    """Start of each window along one axis, the last one shifted back to the edge (as slide_windows)."""
-    return [max(min(i * stride + window, size) - window, 0) for i in range(grid_count(size, window, stride))]
-
-
-def plan_strips(width: int, window: int, stride: int, strip_width: int) -> list[Strip]:
-    """Split the columns into strips of at most ``strip_width`` core columns (at least one window)."""
-    span = min(window, width)
-    starts = window_starts(width, window, stride)
-    strip_width = max(strip_width, span)
-    strips = []
-    for core0 in range(0, width, strip_width):
-        core1 = min(core0 + strip_width, width)
-        touching = tuple(x for x in starts if x < core1 and x + span > core0)
-        strips.append(Strip(core0, core1, touching, touching[0], touching[-1] + span))
-    return strips
-
-
-def total_windows(height: int, width: int, window: int, stride: int, strip_width: int) -> int:
-    rows = grid_count(height, window, stride)
-    return rows * sum(len(strip.starts) for strip in plan_strips(width, window, stride, strip_width))
 
 
 class _Prefetcher:
@@ -113,12 +78,11 @@ def stream_logits(
     open_reader: Callable[[], ContextManager[BlockReader]],
     height: int,
     width: int,
-    model: torch.nn.Module,
-    queries: torch.Tensor,
+    segmentor: Segmentor,
+    prompts: Prompts,
     window: int = 224,
     stride: int = 112,
     batch_size: int = 8,
-    autocast_dtype: torch.dtype | None = None,
     strip_width: int = DEFAULT_STRIP_WIDTH,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -127,7 +91,8 @@ def stream_logits(
 
     Windows whose pixels are all invalid (nodata, outside the AOI) are not run.
     """
-    device = queries.device
+    device = segmentor.device
+    queries = prompts.embeddings.shape[0]
     win_h, win_w = min(window, height), min(window, width)
     rows = window_starts(height, window, stride)
     strips = plan_strips(width, window, stride, strip_width)
@@ -137,7 +102,7 @@ def stream_logits(
     done = 0
     try:
         for strip in strips:
-            sums = torch.zeros(queries.shape[0], win_h, strip.x1 - strip.x0, device=device)
+            sums = torch.zeros(queries, win_h, strip.x1 - strip.x0, device=device)
             counts = torch.zeros(1, win_h, strip.x1 - strip.x0, device=device)
             core = slice(strip.core0 - strip.x0, strip.core1 - strip.x0)
             for index, y0 in enumerate(rows):
@@ -148,7 +113,7 @@ def stream_logits(
                         raise Cancelled("cancelled")
                     batch = starts[first:first + batch_size]
                     crops = torch.from_numpy(np.stack([pixels[:, :, x:x + win_w] for x in batch])).to(device)
-                    logits = window_logits(model, normalise_pixels(crops), queries, autocast_dtype)
+                    logits = window_logits(segmentor, normalise_pixels(crops), prompts)
                     for x, logits_of_window in zip(batch, logits):
                         sums[:, :, x:x + win_w] += logits_of_window
                         counts[:, :, x:x + win_w] += 1

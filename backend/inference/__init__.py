@@ -1,0 +1,1 @@
+"""Running a loaded model over rasters: normalised windows in, stitched logits out (torch)."""

@@ -1,0 +1,223 @@
+"""Jobs as plain values: what a user asks for, field by field, with the one validation every face shares.
+
+A job's fields are the CLI's long options in snake_case (``--out-raster`` is ``out_raster``),
+so the CLI, the service's JSON body and Python code all build the same value. ``validate()``
+raises ``UserInputError`` whose sentence writes each field as ``{name}``: the CLI renders it as
+its flag, the service as the JSON field.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import ClassVar
+
+from backend.errors import UserInputError, blame
+from backend.prompts import ClassList, parse_inline_classes
+from backend.raster.files import same_file
+from backend.raster.tiling import DEFAULT_STRIP_WIDTH
+
+MAX_CLASSES = 255  # class values 0-254 in the uint8 class raster; 255 is nodata
+RASTER_SUFFIXES = (".tif", ".tiff")
+VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".fgb")
+
+
+def _path(value) -> Path | None:
+    return None if value is None else Path(value)
+
+
+def _tuple(value):
+    return None if value is None else tuple(value)
+
+
+@dataclass(frozen=True)
+class SegmentJob:
+    """Segment ``raster`` into ``classes`` and write the outputs asked for."""
+
+    kind: ClassVar[str] = "segment"
+
+    raster: Path
+    classes: ClassList  # or "a; b,c" (classes by ';', synonyms by ',')
+    # outputs (at least out_raster or out)
+    out_raster: Path | None = None  # class raster: COG, uint8, nodata 255
+    out: Path | None = None  # polygons: .gpkg, .shp, .geojson or .fgb
+    out_probs: Path | None = None  # probability raster: COG, float32, band i = class i
+    preview: Path | None = None  # PNG
+    overwrite: bool = False
+    # reading
+    bands: tuple[int, ...] | None = None
+    stretch: tuple[float, ...] | None = None
+    aoi: str | None = None  # XMIN,YMIN,XMAX,YMAX | WKT | vector file
+    aoi_layer: str | None = None
+    aoi_crs: str | None = None
+    gsd: float | None = None
+    resize_long_side: int | None = None
+    keep_gsd: bool = False
+    # polygons
+    simplify: float = 0.0  # pixels
+    min_area: float = 0.0  # m²
+    fill_holes: float = 0.0  # m²
+    out_crs: str | None = None
+    # model (None: the preset's value)
+    model: str = "segearth-ov"
+    dataset_preset: str | None = None
+    clip_weights: str | None = None
+    upsampler_weights: str | None = None
+    no_upsampler: bool = False
+    attention: str | None = None
+    attention_blocks: int | None = None
+    activation: str | None = None
+    gba_lambda: float | None = None
+    prob_threshold: float | None = None
+    background_index: int | None = None
+    window: int | None = None
+    stride: int | None = None
+    # running
+    device: str = "auto"
+    precision: str = "auto"
+    batch_size: int = 8
+    strip_width: int = DEFAULT_STRIP_WIDTH
+    offline: bool = False
+
+    def __post_init__(self) -> None:  # plain types in, typed values kept (a JSON body or Python call)
+        for name in ("raster", "out_raster", "out", "out_probs", "preview"):
+            object.__setattr__(self, name, _path(getattr(self, name)))
+        if isinstance(self.classes, str):
+            object.__setattr__(self, "classes", parse_inline_classes(self.classes))
+        object.__setattr__(self, "bands", _tuple(self.bands))
+        object.__setattr__(self, "stretch", _tuple(self.stretch))
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [field.name for field in fields(cls)]
+
+    # -- the parts other modules take --------------------------------------------------------
+    def read_options(self):
+        from backend.raster.source import ReadOptions
+
+        return ReadOptions(self.bands, self.stretch, self.aoi, self.aoi_layer, self.aoi_crs, self.gsd,
+                           self.resize_long_side)
+
+    def polygon_options(self):
+        from backend.raster.vectorize import PolygonOptions
+
+        return PolygonOptions(self.simplify, self.min_area, self.fill_holes, self.out_crs)
+
+    def model_config(self):
+        """The preset with this job's overrides, every value checked (no weights are read)."""
+        from backend.models.registry import resolve_config
+
+        return resolve_config(
+            self.model, self.dataset_preset, clip_weights=self.clip_weights, upsampler_weights=self.upsampler_weights,
+            no_upsampler=self.no_upsampler, attention=self.attention, attention_blocks=self.attention_blocks,
+            activation=self.activation, gba_lambda=self.gba_lambda, prob_threshold=self.prob_threshold,
+            background_index=self.background_index, window=self.window, stride=self.stride, device=self.device,
+            precision=self.precision, download=not self.offline)
+
+    @property
+    def outputs(self) -> list[Path]:
+        return [p for p in (self.out_raster, self.out_probs, self.out, self.preview) if p is not None]
+
+    # -- validation ----------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise ``UserInputError`` naming the field of the first problem found; nothing is written."""
+        self.checked()
+
+    def checked(self):
+        """Validate, and return what validation opened: (model config, raster source)."""
+        from backend.raster.source import RasterSource
+
+        self._check_values()
+        config = self.model_config()
+        self._check_outputs()
+        source = RasterSource.open(self.raster, self.read_options())
+        if source.crs is None and (self.min_area or self.fill_holes or self.out_crs):
+            raise UserInputError(f"{self.raster} has no CRS, so {{min_area}}, {{fill_holes}} and {{out_crs}} cannot "
+                                 "apply; georeference the raster first.", "min_area", "fill_holes", "out_crs")
+        return config, source
+
+    def _check_values(self) -> None:
+        from backend.models.checkpoints import check_weights_file
+        from backend.raster.aoi import parse_crs
+        from backend.weights import check_reference
+
+        if not isinstance(self.classes, ClassList):
+            raise UserInputError("{classes} must be a class list or text like 'water; building,roof'.", "classes")
+        if len(self.classes) > MAX_CLASSES:
+            raise UserInputError(f"{{classes}} lists {len(self.classes)} classes but the class raster holds at most "
+                                 f"{MAX_CLASSES} (255 is nodata); split them over several runs.", "classes")
+        if self.background_index is not None and self.background_index >= len(self.classes):
+            raise UserInputError(f"{{background_index}} {self.background_index} is not a class index; give a value "
+                                 f"from 0 to {len(self.classes) - 1}.", "background_index")
+        for name in ("simplify", "min_area", "fill_holes"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise UserInputError(f"{{{name}}} {value} must be 0 or a positive number.", name)
+        for name, what in (("batch_size", "window"), ("strip_width", "pixel")):
+            if getattr(self, name) < 1:
+                raise UserInputError(f"{{{name}}} {getattr(self, name)} must be at least 1 {what}.", name)
+        if self.out_crs is not None:
+            parse_crs(self.out_crs, "out_crs")
+        for name in ("clip_weights", "upsampler_weights"):
+            if getattr(self, name) is not None:
+                path = check_reference(getattr(self, name), name)
+                if path is not None:
+                    with blame(name):
+                        check_weights_file(path)
+
+    def _check_outputs(self) -> None:
+        if self.out_raster is None and self.out is None:
+            raise UserInputError("no output was asked for; give {out_raster} CLASSES.tif and/or {out} POLYGONS.gpkg.",
+                                 "out_raster", "out")
+        named = [(name, getattr(self, name)) for name in ("out_raster", "out_probs", "out", "preview")
+                 if getattr(self, name) is not None]
+        for index, (name, path) in enumerate(named):
+            for other, other_path in named[:index]:
+                if same_file(path, other_path):
+                    raise UserInputError(f"{{{other}}} and {{{name}}} are the same file {path}; give each output "
+                                         "its own file name.", other, name)
+        suffixes = {"out_raster": RASTER_SUFFIXES, "out_probs": RASTER_SUFFIXES, "preview": (".png",),
+                    "out": VECTOR_SUFFIXES}
+        for name, path in named:
+            if path.suffix.lower() not in suffixes[name]:
+                raise UserInputError(f"{{{name}}} {path} must end in {', '.join(suffixes[name])}; rename it.", name)
+        inputs = [self.raster] + [Path(value) for value in (self.aoi, self.clip_weights, self.upsampler_weights)
+                                  if value is not None and _is_file(value)]
+        for name, path in named:
+            for source in inputs:
+                if same_file(path, source):
+                    raise UserInputError(f"{{{name}}} {path} is an input of this job; outputs never replace inputs, "
+                                         "choose another file name.", name)
+            if path.exists() and not self.overwrite:
+                raise UserInputError(f"{{{name}}} {path} already exists; pass {{overwrite}} to replace it.",
+                                     name, "overwrite")
+            _check_folder(name, path)
+
+
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).expanduser().is_file()
+    except OSError:  # a long WKT string is no file name
+        return False
+
+
+def _check_folder(name: str, path: Path) -> None:
+    """The folder of ``path`` exists (or can be made) and takes new files."""
+    import tempfile
+
+    folder = path.parent if str(path.parent) else Path(".")
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserInputError(f"{{{name}}}: output folder {folder} cannot be created ({existing} is a file); "
+                             "choose another output path.", name)
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise UserInputError(f"{{{name}}}: output folder {folder} is not writable ({error.strerror}); "
+                             "choose another output path.", name) from None
+
+
+JOB_KINDS: dict[str, type] = {SegmentJob.kind: SegmentJob}

@@ -1,0 +1,176 @@
+"""Named model presets (how to build a segmentor), dataset presets (thresholds), and the
+resolution of a job's model fields against them into one complete ``SegmentorConfig``.
+
+Constants from the authors' configs: SegEarth-OV (SegEarth attention, SimFeatUp,
+lambda -0.3), SegEarth-OV-2 for SAR (AlignEarth encoder, GELU, SCLIP attention over the
+last 2 blocks, threshold 0), FarSLIP for optical OVSS (SegEarth attention, no upsampler,
+lambda 0).
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from backend.errors import UserInputError
+from backend.models.dense_attention import ATTENTION_MODES
+
+ACTIVATIONS = ("quickgelu", "gelu")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    name: str
+    clip_weights: str
+    quick_gelu: bool
+    attention: str = "segearth"
+    attention_blocks: int = 1
+    upsampler_weights: str | None = "simfeatup-jbu-one-million-aid"
+    gba_lambda: float = -0.3
+    prob_threshold: float = 0.0
+    background_index: int = 0
+    window: int = 224
+    stride: int = 112
+    logit_scale: float = 50.0
+    description: str = ""
+
+
+MODEL_PRESETS: dict[str, ModelPreset] = {p.name: p for p in (
+    ModelPreset("segearth-ov", "openai-vit-b-16", quick_gelu=True, prob_threshold=0.1,
+                description="SegEarth-OV: OpenAI CLIP ViT-B/16 + SimFeatUp + global bias alleviation (optical)"),
+    ModelPreset("segearth-ov-sar", "alignearth-sar-vit-b-16", quick_gelu=False, attention="sclip",
+                attention_blocks=2, prob_threshold=0.0,
+                description="SegEarth-OV-2 for SAR: AlignEarth encoder, SCLIP attention over 2 blocks"),
+    *(ModelPreset(f"farslip{stage}-vit-b-{patch}", f"farslip{stage}-vit-b-{patch}", quick_gelu=True,
+                  upsampler_weights=None, gba_lambda=0.0,
+                  description=f"FarSLIP{stage} ViT-B/{patch}, SegEarth attention, no upsampler")
+      for stage in (1, 2) for patch in (16, 32)),
+)}
+
+
+@dataclass(frozen=True)
+class DatasetPreset:
+    name: str
+    prob_threshold: float
+    background_index: int = 0
+    gba_lambda: float | None = None  # None: keep the model preset's
+
+
+DATASET_PRESETS: dict[str, DatasetPreset] = {p.name: p for p in (
+    DatasetPreset("openearthmap", 0.1), DatasetPreset("loveda", 0.3), DatasetPreset("isaid", 0.4),
+    DatasetPreset("potsdam", 0.1, 5), DatasetPreset("vaihingen", 0.1, 5), DatasetPreset("udd5", 0.4, 4),
+    DatasetPreset("uavid", 0.3), DatasetPreset("vdd", 0.3), DatasetPreset("inria", 0.6),
+    DatasetPreset("whu-aerial", 0.6), DatasetPreset("whu-sat-ii", 0.7), DatasetPreset("wbs-si", 0.6),
+    DatasetPreset("deepglobe", 0.7), DatasetPreset("massachusetts", 0.7), DatasetPreset("spacenet", 0.7),
+    DatasetPreset("chn6-cug", 0.8), DatasetPreset("xbd", 0.0, 0, gba_lambda=0.0),
+    # SAR (SegEarth-OV-2 configs, with --model segearth-ov-sar)
+    DatasetPreset("openearthmap-sar", 0.0), DatasetPreset("ddhr-sar", 0.0), DatasetPreset("fusar-map", 0.0),
+    DatasetPreset("pie-sar", 0.0), DatasetPreset("whu-sar", 0.0, 6), DatasetPreset("yeseg-sar", 0.3),
+)}
+
+
+def find_model_preset(name: str) -> ModelPreset:
+    try:
+        return MODEL_PRESETS[name]
+    except KeyError:
+        raise UserInputError(f"unknown {{model}} {name!r}; choose one of {', '.join(MODEL_PRESETS)}.",
+                             "model") from None
+
+
+def find_dataset_preset(name: str) -> DatasetPreset:
+    try:
+        return DATASET_PRESETS[name]
+    except KeyError:
+        raise UserInputError(f"unknown {{dataset_preset}} {name!r}; choose one of {', '.join(DATASET_PRESETS)}.",
+                             "dataset_preset") from None
+
+
+@dataclass(frozen=True)
+class SegmentorConfig:
+    """Everything that decides a segmentor's output, every preset value filled in."""
+
+    preset: str
+    clip_weights: str  # registry name or file path
+    upsampler_weights: str | None  # None: bilinear logits
+    quick_gelu: bool
+    attention: str
+    attention_blocks: int
+    gba_lambda: float
+    window: int
+    stride: int
+    logit_scale: float
+    prob_threshold: float
+    background_index: int
+    device: str = "auto"  # auto, cpu, cuda or cuda:N
+    precision: str = "auto"  # auto: fp32 on CPU, fp16 autocast on CUDA
+    download: bool = True
+
+
+def _choice(field: str, value: str | None, choices: tuple[str, ...]) -> None:
+    if value is not None and value not in choices:
+        raise UserInputError(f"{{{field}}} {value!r} is not one of {', '.join(choices)}.", field)
+
+
+def _at_least(field: str, value: int | None, low: int, what: str) -> None:
+    if value is not None and value < low:
+        raise UserInputError(f"{{{field}}} {value} must be at least {low} {what}.", field)
+
+
+def resolve_config(model: str = "segearth-ov", dataset_preset: str | None = None, *,
+                   clip_weights: str | None = None, upsampler_weights: str | None = None,
+                   no_upsampler: bool = False, attention: str | None = None, attention_blocks: int | None = None,
+                   activation: str | None = None, gba_lambda: float | None = None,
+                   prob_threshold: float | None = None, background_index: int | None = None,
+                   window: int | None = None, stride: int | None = None, device: str = "auto",
+                   precision: str = "auto", download: bool = True) -> SegmentorConfig:
+    """The preset, then the dataset preset, then each value the user gave (None: not given).
+
+    Checks every value that can be checked without the weights; the model's depth and
+    patch size are checked when it is loaded.
+    """
+    preset = find_model_preset(model)
+    dataset = find_dataset_preset(dataset_preset) if dataset_preset else None
+    _choice("attention", attention, ATTENTION_MODES)
+    _choice("activation", activation, ACTIVATIONS)
+    _choice("precision", precision, PRECISIONS)
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device or ""):
+        raise UserInputError(f"{{device}} {device!r} is not a device; use auto, cpu, cuda or cuda:N.", "device")
+    if precision == "fp16" and device == "cpu":
+        raise UserInputError("{precision} fp16 is not supported on the CPU; use fp32 or bf16.", "precision")
+    _at_least("attention_blocks", attention_blocks, 1, "block")
+    _at_least("window", window, 1, "pixel")
+    _at_least("stride", stride, 1, "pixel")
+    _at_least("background_index", background_index, 0, "(a class index)")
+    if prob_threshold is not None and not 0 <= prob_threshold <= 1:
+        raise UserInputError(f"{{prob_threshold}} {prob_threshold} is not a probability; give a value from 0 to 1.",
+                             "prob_threshold")
+    if gba_lambda is not None and not math.isfinite(gba_lambda):
+        raise UserInputError(f"{{gba_lambda}} {gba_lambda} must be a finite number (the paper uses -0.3).",
+                             "gba_lambda")
+    if no_upsampler and upsampler_weights is not None:
+        raise UserInputError("{no_upsampler} and {upsampler_weights} contradict each other; give one.",
+                             "no_upsampler", "upsampler_weights")
+
+    def pick(override, dataset_value, preset_value):
+        if override is not None:
+            return override
+        return dataset_value if dataset_value is not None else preset_value
+
+    window = window if window is not None else preset.window
+    stride = stride if stride is not None else preset.stride
+    if stride > window:
+        raise UserInputError(f"{{stride}} {stride} is larger than {{window}} {window}; pixels would be skipped.",
+                             "stride", "window")
+    return SegmentorConfig(
+        preset=preset.name,
+        clip_weights=clip_weights or preset.clip_weights,
+        upsampler_weights=None if no_upsampler else (upsampler_weights or preset.upsampler_weights),
+        quick_gelu=preset.quick_gelu if activation is None else activation == "quickgelu",
+        attention=attention or preset.attention,
+        attention_blocks=attention_blocks or preset.attention_blocks,
+        gba_lambda=float(pick(gba_lambda, dataset and dataset.gba_lambda, preset.gba_lambda)),
+        window=window, stride=stride, logit_scale=preset.logit_scale,
+        prob_threshold=float(pick(prob_threshold, dataset and dataset.prob_threshold, preset.prob_threshold)),
+        background_index=int(pick(background_index, dataset and dataset.background_index, preset.background_index)),
+        device=device, precision=precision, download=download)
