@@ -17,7 +17,8 @@ import numpy as np
 from backend.errors import Cancelled, UserInputError
 from backend.jobs import SegmentJob
 from backend.models.cache import ModelCache
-from backend.raster.files import Staging, disk_errors, open_raster, remove_debris
+from backend.raster.files import (LOW_SPACE_BYTES, Staging, disk_errors, ensure_free_space, open_raster,
+                                  remove_debris)
 from backend.raster.grid import Grid
 from backend.raster.source import RasterSource
 from backend.raster.tiling import total_windows
@@ -28,6 +29,7 @@ log = logging.getLogger("rsov")
 
 Progress = Callable[[float, float], None]
 GDAL_CACHE_BYTES = 256 * 2**20  # GDAL's default (5 % of RAM) lets written tiles pile up with the raster's size
+COG_GROWTH = 1.5  # a COG copy with overviews is at most about this times its deflated scratch raster
 
 
 @dataclass
@@ -120,12 +122,11 @@ def _segment(job: SegmentJob, progress: Progress | None, should_stop: Callable[[
 def _write_outputs(job: SegmentJob, source: RasterSource, rasters: dict[str, Path], frame,
                    staging: Staging) -> None:
     """Every output into its staged file; nothing replaces a target until ``staging.commit()``."""
-    if job.out_raster is not None:
-        with disk_errors(job.out_raster):
-            copy_as_cog(rasters["classes"], staging.path_for(job.out_raster), "NEAREST")
-    if job.out_probs is not None:
-        with disk_errors(job.out_probs):
-            copy_as_cog(rasters["probs"], staging.path_for(job.out_probs), "AVERAGE")
+    for target, name, overviews in ((job.out_raster, "classes", "NEAREST"), (job.out_probs, "probs", "AVERAGE")):
+        if target is not None:
+            ensure_free_space(target, int(COG_GROWTH * rasters[name].stat().st_size) + (1 << 16))
+            with disk_errors(target):
+                copy_as_cog(rasters[name], staging.path_for(target), overviews)
     if job.out is not None:
         from backend.raster.vectorize import write_polygons
 
@@ -167,10 +168,13 @@ def _infer(job: SegmentJob, source: RasterSource, segmentor, prompts, config, sc
         blocks = stack.enter_context(contextlib.closing(stream_logits(
             source.reader, grid.height, grid.width, segmentor, prompts, config.window, config.stride,
             job.batch_size, job.strip_width, progress, should_stop)))
+        bytes_per_pixel = 1 + (4 * len(names) if probs_out is not None else 0) + (2 if confidence_out is not None else 0)
         for block in blocks:
             classes, probabilities = segmentor.classify(block.logits, prompts)
             valid = block.valid
             height, width = valid.shape
+            # GDAL reports a full disk late and only on stderr: stop before a block could not be stored
+            ensure_free_space(job.outputs[0], height * width * bytes_per_pixel + LOW_SPACE_BYTES)
             window = Window(block.col, block.row, width, height)
             class_map = classes.cpu().numpy().astype(np.uint8)
             class_map[~valid] = CLASS_NODATA

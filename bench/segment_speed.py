@@ -15,12 +15,17 @@ import time
 import torch
 import torch.nn.functional as F
 
-import backend.models  # noqa: F401  (torchvision shim before open_clip)
-from backend.models.clip_loading import build_clip, infer_architecture
-from backend.models.segearth import SegEarthOV, classify, encode_dense
-from backend.models.simfeatup import SimFeatUp
-from backend.raster.stitching import normalise_pixels, slide_logits
-from backend.raster.tiling import slide_windows
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests' segmentor builder
+
+from backend.inference.slide import normalise_pixels, slide_logits  # noqa: E402
+from backend.models.clip_loading import build_clip, infer_architecture  # noqa: E402
+from backend.models.segearth import encode_dense  # noqa: E402
+from backend.models.simfeatup import SimFeatUp  # noqa: E402
+from backend.raster.tiling import slide_windows  # noqa: E402
+from tests.helpers.models import prompts, segmentor  # noqa: E402
 
 
 def vit_b16() -> torch.nn.Module:
@@ -40,8 +45,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = SegEarthOV(vit_b16(), None if args.no_upsampler else SimFeatUp(512).eval())
-    queries = F.normalize(torch.randn(args.classes, 512), dim=-1)
+    model = segmentor(vit_b16(), None if args.no_upsampler else SimFeatUp(512).eval(), prob_threshold=0.1)
+    queries = prompts(F.normalize(torch.randn(args.classes, 512), dim=-1))
     generator = torch.Generator().manual_seed(0)
     image = normalise_pixels(torch.randint(0, 256, (3, args.size, args.size), generator=generator, dtype=torch.uint8))
     windows = len(slide_windows(args.size, args.size))
@@ -50,17 +55,16 @@ def main() -> None:
     batch = image[:, :224, :224].expand(args.batch_size, 3, 224, 224).contiguous()
     with torch.no_grad():
         started = time.perf_counter()
-        _, patches = encode_dense(model.clip.visual, batch)
+        _, patches = encode_dense(model.net.clip.visual, batch)
         backbone_s = (time.perf_counter() - started) / args.batch_size
         upsampler_s = 0.0
-        if model.upsampler is not None:
+        if model.net.upsampler is not None:
             started = time.perf_counter()
-            model.upsampler(patches[:1], batch[:1])
+            model.net.upsampler(patches[:1], batch[:1])
             upsampler_s = time.perf_counter() - started
 
     started = time.perf_counter()
-    logits = slide_logits(model, image, queries, batch_size=args.batch_size)
-    classify(logits, list(range(args.classes)), prob_threshold=0.1)
+    model.classify(slide_logits(model, image, queries, batch_size=args.batch_size), queries)
     seconds = time.perf_counter() - started
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")

@@ -54,8 +54,8 @@ def synthetic_raster(height: int, width: int) -> Path:
 
 
 def tiny_weights() -> Path:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from checkpoints import save_open_clip_checkpoint, tiny_clip
+    sys.path.insert(0, str(ROOT))
+    from tests.helpers.checkpoints import save_open_clip_checkpoint, tiny_clip
 
     path = OUT / "tiny-open_clip.pt"
     if not path.exists():
@@ -70,8 +70,8 @@ def vit_b16_weights() -> tuple[Path, Path]:
     import backend.models  # noqa: F401  (torchvision shim before open_clip)
     import open_clip
 
-    sys.path.insert(0, str(ROOT / "tests"))
-    from checkpoints import save_simfeatup_lightning
+    sys.path.insert(0, str(ROOT))
+    from tests.helpers.checkpoints import save_simfeatup_lightning
 
     from backend.models.simfeatup import SimFeatUp
 

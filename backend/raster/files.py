@@ -131,11 +131,39 @@ def remove_debris(folder: Path) -> list[Path]:
     return removed
 
 
-def _is_disk_full(error: BaseException) -> bool:
+LOW_SPACE_BYTES = 1 << 20  # an error with less than this free on the target's disk is a full disk
+
+
+def _free_bytes(path: Path) -> int | None:
+    folder = Path(path)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def _no_space(target: Path, detail: str = "") -> UserInputError:
+    return UserInputError(f"no space left on device writing {target}{detail}; free some space or write the outputs "
+                          "to another disk (nothing was replaced).")
+
+
+def _is_disk_full(error: BaseException, target: Path) -> bool:
     if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
     text = str(error).lower()
-    return "no space left on device" in text or "disk quota exceeded" in text
+    if "no space left on device" in text or "disk quota exceeded" in text:
+        return True
+    free = _free_bytes(target)  # GDAL often reports a full disk as a later, unrelated-looking failure
+    return free is not None and free < LOW_SPACE_BYTES
+
+
+def ensure_free_space(target: Path, needed: int) -> None:
+    """Refuse to start writing ``target`` when its disk has less than ``needed`` bytes free."""
+    free = _free_bytes(target)
+    if free is not None and free < needed:
+        raise _no_space(target, f" (about {needed / 1e6:.1f} MB needed, {free / 1e6:.1f} MB free)")
 
 
 @contextlib.contextmanager
@@ -146,7 +174,6 @@ def disk_errors(target: Path) -> Iterator[None]:
     except UserInputError:
         raise
     except Exception as error:  # noqa: BLE001 - GDAL reports a full disk in several exception types
-        if not _is_disk_full(error):
+        if not _is_disk_full(error, target):
             raise
-        raise UserInputError(f"no space left on device writing {target}; free some space or write the outputs "
-                             "to another disk (nothing was replaced).") from None
+        raise _no_space(target) from None

@@ -1,4 +1,6 @@
 """engine.run in-process with tiny weights: settings reach the model and outputs stay georeferenced."""
+import warnings
+
 import numpy as np
 import pytest
 import rasterio
@@ -221,3 +223,49 @@ def test_bad_outputs_are_explained(scene, tiny_files, tmp_path, outputs, message
     job = SegmentJob(scene, parse_inline_classes("a; b"), **settings(tiny_files), **outputs)
     with pytest.raises(UserInputError, match=message):
         run(job)
+
+
+def test_two_jobs_with_different_classes_reuse_one_loaded_model(scene, tiny_files, tmp_path):
+    cache = ModelCache()
+    first = SegmentJob(scene, "water; land", out_raster=tmp_path / "a.tif", **settings(tiny_files))
+    second = SegmentJob(scene, "road; building,roof; tree", out_raster=tmp_path / "b.tif", prob_threshold=0.3,
+                        attention="sclip", attention_blocks=2, **settings(tiny_files))
+    run(first, models=cache)
+    run(second, models=cache)
+    assert cache.loads == 1
+    with rasterio.open(tmp_path / "b.tif") as out:
+        assert out.tags()["CLASS_NAMES"] == "road;building;tree"
+    gelu = SegmentJob(scene, "water; land", out_raster=tmp_path / "c.tif", activation="gelu", **settings(tiny_files))
+    run(gelu, models=cache)  # another activation builds another network
+    assert cache.loads == 2
+
+
+def test_a_raster_truncated_mid_file_fails_in_one_sentence_and_writes_nothing(tiny_files, tmp_path):
+    pixels = np.random.default_rng(4).integers(0, 256, (3, 600, 600), dtype=np.uint8)
+    scene = write_scene(tmp_path / "cut.tif", pixels, tiled=True, blockxsize=128, blockysize=128)
+    scene.write_bytes(scene.read_bytes()[:len(scene.read_bytes()) * 2 // 3])  # header and first tiles intact
+    out = tmp_path / "out"
+    job = SegmentJob(scene, "a; b", out_raster=out / "c.tif", **settings(tiny_files, no_upsampler=True))
+    with pytest.raises(UserInputError, match="cut.tif cannot be read at rows .* truncated or corrupt") as raised:
+        run(job, models=ModelCache())
+    assert raised.value.fields == ("raster",)
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_complex_rasters_are_read_as_their_magnitude(tiny_files, tmp_path):
+    rng = np.random.default_rng(5)
+    slc = (rng.normal(size=(1, 120, 140)) + 1j * rng.normal(size=(1, 120, 140))).astype(np.complex64)
+    scene = write_scene(tmp_path / "slc.tif", slc)
+    from backend.raster.source import RasterSource
+
+    source = RasterSource.open(scene)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", np.ComplexWarning)  # never a silent cast to real
+        pixels, valid = source.read_all()
+    magnitude = np.abs(slc[0])
+    low, high = np.percentile(magnitude, (2, 98))
+    assert source.stretch[0] == pytest.approx((low, high), rel=0.05)  # from the decimated read
+    assert np.corrcoef(pixels[0].ravel(), magnitude.ravel())[0, 1] > 0.95 and valid.all()
+    result = run(SegmentJob(scene, "water; land", out_raster=tmp_path / "c.tif",
+                            **settings(tiny_files, no_upsampler=True)), models=ModelCache())
+    assert sum(result.pixel_counts) == 120 * 140

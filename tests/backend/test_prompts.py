@@ -29,6 +29,21 @@ def test_bad_class_lists_are_explained(text, message):
         parse_inline_classes(text)
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_class(tmp_path):
+    path = tmp_path / "windows.txt"
+    path.write_bytes("\ufeffwater\r\nbuilding,roof\r\n".encode("utf-8"))
+    assert parse_class_file(path).synonyms == (("water",), ("building", "roof"))
+
+
+@pytest.mark.parametrize("content", [b"water\nbuil\x00ding\n", b"water\x1b[31m\nland\n", b"water\x1eland\n"])
+def test_control_characters_are_refused_with_their_line(tmp_path, content):
+    path = tmp_path / "c.txt"
+    path.write_bytes(content)
+    with pytest.raises(UserInputError, match="holds the control character") as raised:
+        parse_class_file(path)
+    assert raised.value.fields == ("classes_file",)
+
+
 def test_missing_class_file_is_named(tmp_path):
     with pytest.raises(UserInputError, match="nope.txt does not exist"):
         parse_class_file(tmp_path / "nope.txt")

@@ -123,27 +123,86 @@ def test_polygons_from_an_aoi_file_with_band_choice(scene, tiny_files, tmp_path)
     assert sorted(p.suffix for p in tmp_path.glob("buildings.*")) == [".cpg", ".dbf", ".prj", ".shp", ".shx"]
 
 
-def test_ctrl_c_leaves_the_existing_output_and_no_partial_files(tiny_files, tmp_path):
-    import signal
-
-    big = tmp_path / "big.tif"
-    with rasterio.open(big, "w", driver="GTiff", height=1200, width=1200, count=3, dtype="uint8",
+@pytest.fixture(scope="module")
+def big(tmp_path_factory):
+    path = tmp_path_factory.mktemp("big") / "big.tif"
+    with rasterio.open(path, "w", driver="GTiff", height=1200, width=1200, count=3, dtype="uint8",
                        crs="EPSG:32633", transform=from_origin(500000.0, 4650000.0, 0.5, 0.5)) as out:
         out.write(np.random.default_rng(1).integers(0, 256, (3, 1200, 1200), dtype=np.uint8))
-    target = tmp_path / "out" / "classes.tif"
-    target.parent.mkdir()
-    target.write_bytes(b"last week's classes")
+    return path
+
+
+def start_streaming(big, target, tiny_files, *extra):
+    """An rsov run over the big raster, returned once its progress bar is up (it is streaming)."""
     process = subprocess.Popen([RSOV, "segment", big, "--classes", "a; b", "--out-raster", target,
-                                "--out", tmp_path / "out" / "p.gpkg", "--overwrite", "--batch-size", "1",
-                                "--clip-weights", tiny_files["open_clip"], "--no-upsampler"],
-                               stderr=subprocess.PIPE, text=True)
+                                "--overwrite", "--batch-size", "1", "--clip-weights", tiny_files["open_clip"],
+                                "--no-upsampler", *extra], stderr=subprocess.PIPE, text=True)
     seen = ""
-    while "segmenting" not in seen:  # the progress bar is up: the run is streaming
+    while "segmenting" not in seen:
         char = process.stderr.read(1)
         assert char, f"rsov ended before streaming: {seen}"
         seen += char
-    process.send_signal(signal.SIGINT)
+    return process
+
+
+@pytest.mark.parametrize("signal_name,code,words", [("SIGINT", 130, "interrupted; nothing was written"),
+                                                    ("SIGTERM", 143, "terminated; nothing was written")])
+def test_ctrl_c_or_sigterm_leaves_the_existing_output_and_no_partial_files(big, tiny_files, tmp_path, signal_name,
+                                                                             code, words):
+    import signal
+
+    target = tmp_path / "out" / "classes.tif"
+    target.parent.mkdir()
+    target.write_bytes(b"last week's classes")
+    process = start_streaming(big, target, tiny_files, "--out", tmp_path / "out" / "p.gpkg")
+    process.send_signal(getattr(signal, signal_name))
     _, err = process.communicate(timeout=60)
-    assert process.returncode == 130 and "interrupted; nothing was written" in err
+    assert process.returncode == code and words in err
     assert sorted(p.name for p in target.parent.iterdir()) == ["classes.tif"]
     assert target.read_bytes() == b"last week's classes"
+
+
+def test_the_next_run_removes_what_a_killed_run_left(big, scene, tiny_files, tmp_path):
+    import signal
+
+    out = tmp_path / "out"
+    process = start_streaming(big, out / "big.tif", tiny_files)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    debris = [p for p in out.iterdir() if p.name.startswith(".rsov-")]
+    assert debris and list(debris[0].iterdir())  # kill -9 cannot clean up
+    result = rsov("segment", scene, "--classes", "a; b", "--out-raster", out / "small.tif",
+                  "--clip-weights", tiny_files["open_clip"], "--no-upsampler", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["small.tif"]
+
+
+def test_a_full_disk_is_one_sentence_and_the_old_output_survives(big, tiny_files, tmp_path):
+    """The output folder is a 64 KiB tmpfs in a private mount namespace (no root needed)."""
+    import shutil
+
+    out = tmp_path / "out"
+    out.mkdir()
+    probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True) if shutil.which("unshare") else None
+    if probe is None or probe.returncode != 0:
+        pytest.skip("this machine cannot make a private mount namespace (unshare -rm) for a small tmpfs")
+    script = (f'mount -t tmpfs -o size=64k tmpfs "{out}" && echo "yesterday" > "{out}/classes.tif" && '
+              f'"{RSOV}" segment "{big}" --classes "a; b" --out-raster "{out}/classes.tif" --overwrite '
+              f'--clip-weights "{tiny_files["open_clip"]}" --no-upsampler --quiet; '
+              f'echo "exit $?"; cat "{out}/classes.tif"; ls -A "{out}"')
+    result = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=300,
+                            env={**os.environ})
+    assert result.stderr.startswith(f"rsov: error: no space left on device writing {out}/classes.tif")
+    assert result.stderr.endswith("free some space or write the outputs to another disk (nothing was replaced).\n")
+    assert result.stderr.count("\n") == 1
+    assert result.stdout.splitlines() == ["exit 2", "yesterday", "classes.tif"]
+
+
+def test_plain_images_give_only_the_projects_own_words(tiny_files, tmp_path):
+    photo = tmp_path / "photo.png"
+    with rasterio.open(photo, "w", driver="PNG", height=64, width=80, count=3, dtype="uint8") as out:
+        out.write(np.random.default_rng(9).integers(0, 256, (3, 64, 80), dtype=np.uint8))
+    result = rsov("segment", photo, "--classes", "a; b", "--out", tmp_path / "p.gpkg", "--quiet",
+                  "--clip-weights", tiny_files["open_clip"], "--no-upsampler")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == f"rsov: warning: {photo} has no CRS: outputs are in pixel coordinates.\n"
