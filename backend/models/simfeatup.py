@@ -118,7 +118,8 @@ def load_simfeatup(path: str | Path, channel_chunk: int | None = 32) -> SimFeatU
     if "fixup_proj.1.weight" not in tensors or "up.range_temp" not in tensors:
         raise CheckpointFormatError(
             f"{path} is not a SimFeatUp JBU_One checkpoint (no upsampler.up.range_temp); "
-            "give xclip_jbu_one_million_aid.ckpt or pass --no-upsampler."
+            "give xclip_jbu_one_million_aid.ckpt or turn the upsampler off with {no_upsampler}.",
+            "upsampler_weights", "no_upsampler"
         )
     model = SimFeatUp(feat_dim=tensors["fixup_proj.1.weight"].shape[0], channel_chunk=channel_chunk)
     try:

@@ -29,3 +29,15 @@ def test_small_images_get_one_clipped_window_padded_to_the_patch_size():
     assert (100 + top + bottom) % 16 == 0 and (150 + left + right) % 16 == 0
     assert (left, right, top, bottom) == (5, 5, 6, 6)
     assert centred_padding(224, 224, 16) == (0, 0, 0, 0)
+
+
+def test_the_raster_package_runs_without_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, importlib; "
+            "[importlib.import_module('backend.raster.' + m) for m in "
+            "('aoi', 'files', 'grid', 'preview', 'source', 'tiling', 'vectorize', 'writers')]; "
+            "print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
