@@ -99,10 +99,9 @@ def parse_inline_classes(text: str) -> ClassList:
 
 def openai_imagenet_templates() -> list[Callable[[str], str]]:
     """OpenAI's 80 ImageNet prompt templates ('a bad photo of a {}.', ...)."""
-    import backend.models  # noqa: F401  (makes torchvision, which open_clip imports, importable)
-    from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
+    from backend.torchvision_compat import import_open_clip
 
-    return list(OPENAI_IMAGENET_TEMPLATES)
+    return list(import_open_clip().zero_shot_metadata.OPENAI_IMAGENET_TEMPLATES)
 
 
 @torch.no_grad()

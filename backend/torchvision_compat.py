@@ -96,3 +96,11 @@ def ensure_torchvision_importable() -> None:
     for schema in _SCHEMAS:
         _library.define(schema)
     _library.impl("nms", nms_cpu, "CPU")
+
+
+def import_open_clip():
+    """The ``open_clip`` module, imported after making torchvision (which it imports) importable."""
+    ensure_torchvision_importable()
+    import open_clip
+
+    return open_clip

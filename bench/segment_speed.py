@@ -29,9 +29,9 @@ from tests.helpers.models import prompts, segmentor  # noqa: E402
 
 
 def vit_b16() -> torch.nn.Module:
-    import open_clip
+    from backend.torchvision_compat import import_open_clip
 
-    reference = open_clip.create_model("ViT-B-16", pretrained=None)
+    reference = import_open_clip().create_model("ViT-B-16", pretrained=None)
     return build_clip(infer_architecture(reference.state_dict()), quick_gelu=True)
 
 

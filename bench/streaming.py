@@ -67,8 +67,9 @@ def tiny_weights() -> Path:
 def vit_b16_weights() -> tuple[Path, Path]:
     import torch
 
-    import backend.models  # noqa: F401  (torchvision shim before open_clip)
-    import open_clip
+    from backend.torchvision_compat import import_open_clip
+
+    open_clip = import_open_clip()
 
     sys.path.insert(0, str(ROOT))
     from tests.helpers.checkpoints import save_simfeatup_lightning

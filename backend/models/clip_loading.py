@@ -76,8 +76,10 @@ def infer_architecture(state_dict: dict[str, torch.Tensor], source: str = "check
 
 def build_clip(arch: ClipArchitecture, quick_gelu: bool) -> torch.nn.Module:
     """An open_clip CLIP with this architecture (random weights), in eval mode."""
-    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+    from backend.torchvision_compat import import_open_clip
 
+    clip_model = import_open_clip().model
+    CLIP, CLIPTextCfg, CLIPVisionCfg = clip_model.CLIP, clip_model.CLIPTextCfg, clip_model.CLIPVisionCfg
     vision = CLIPVisionCfg(layers=arch.vision_layers, width=arch.vision_width, head_width=HEAD_WIDTH,
                            patch_size=arch.patch_size, image_size=arch.image_size)
     text = CLIPTextCfg(context_length=arch.context_length, vocab_size=arch.vocab_size,

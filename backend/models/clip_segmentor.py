@@ -13,12 +13,13 @@ import torch
 
 from backend.errors import UserInputError, blame
 from backend.models.cache import ModelCache, shared_cache
-from backend.models.clip_loading import ClipArchitecture, load_clip  # applies the torchvision shim first
+from backend.models.clip_loading import ClipArchitecture, load_clip
 from backend.models.protocol import Prompts
 from backend.models.registry import SegmentorConfig
 from backend.models.segearth import SegEarthOV, classify
 from backend.models.simfeatup import SimFeatUp, load_simfeatup
 from backend.prompts import ClassList, TextEmbeddingCache, encode_queries, openai_imagenet_templates
+from backend.torchvision_compat import import_open_clip
 from backend.weights import resolve_weights, rsov_home
 
 
@@ -46,8 +47,7 @@ class ClipSegmentor:
         self.patch_size = self.net.patch_size
 
     def prompt(self, classes: ClassList) -> Prompts:
-        from open_clip import tokenize
-
+        tokenize = import_open_clip().tokenize
         if not 0 <= self.config.background_index < len(classes):
             raise UserInputError(f"{{background_index}} {self.config.background_index} is not a class index; "
                                  f"give a value from 0 to {len(classes) - 1}.", "background_index")

@@ -7,7 +7,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-import backend.models  # noqa: F401  (torchvision shim before open_clip)
 from backend.models.clip_loading import ClipArchitecture, build_clip
 from backend.models.simfeatup import SimFeatUp
 
