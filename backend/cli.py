@@ -113,6 +113,8 @@ def _segment(args: argparse.Namespace) -> int:
     from backend.jobs import SegmentJob
     from backend.prompts import parse_class_file, parse_inline_classes
 
+    if args.classes_file:
+        args.flags["classes"] = "--classes-file"  # sentences about the classes name the flag that was used
     values = {name: getattr(args, name) for name in SegmentJob.field_names() if hasattr(args, name)}
     values["classes"] = parse_class_file(args.classes_file) if args.classes_file else parse_inline_classes(args.classes)
     job = SegmentJob(**values)

@@ -19,7 +19,7 @@ from backend.jobs import SegmentJob
 from backend.models.cache import ModelCache
 from backend.raster.files import (LOW_SPACE_BYTES, Staging, disk_errors, ensure_free_space, open_raster,
                                   remove_debris)
-from backend.raster.grid import Grid
+from backend.raster.grid import Grid, on_the_ground
 from backend.raster.source import RasterSource
 from backend.raster.tiling import total_windows
 from backend.raster.writers import (CLASS_NODATA, CONFIDENCE_SCALE, copy_as_cog, label_class_raster,
@@ -114,7 +114,7 @@ def _segment(job: SegmentJob, progress: Progress | None, should_stop: Callable[[
         _write_outputs(job, source, rasters, frame, staging)
         staging.commit()
     return SegmentResult(job.classes.names, stats.counts.astype(int).tolist(),
-                         stats.areas.tolist() if source.crs is not None else None, windows,
+                         stats.areas.tolist() if on_the_ground(source.crs) else None, windows,
                          time.perf_counter() - started, megapixels, str(segmentor.device), job.outputs,
                          None if frame is None else len(frame))
 
@@ -187,7 +187,7 @@ def _infer(job: SegmentJob, source: RasterSource, segmentor, prompts, config, sc
                 best = probabilities.gather(0, classes[None])[0].cpu().numpy()
                 confidence_out.write(np.where(valid, np.round(best * CONFIDENCE_SCALE), 0).astype(np.uint16), 1,
                                      window=window)
-            row_areas = grid.pixel_areas(block.row, height) if grid.crs is not None else np.ones(height)
+            row_areas = grid.pixel_areas(block.row, height) if on_the_ground(grid.crs) else np.ones(height)
             weights = np.broadcast_to(row_areas[:, None], valid.shape)[valid]
             stats.counts += np.bincount(class_map[valid], minlength=len(names))
             stats.areas += np.bincount(class_map[valid], weights=weights, minlength=len(names))

@@ -8,12 +8,13 @@ its flag, the service as the JSON field.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import ClassVar
 
 from backend.errors import UserInputError, blame
 from backend.prompts import ClassList, parse_inline_classes
+from backend.raster.aoi import is_file
 from backend.raster.files import same_file
 from backend.raster.tiling import DEFAULT_STRIP_WIDTH
 
@@ -22,12 +23,52 @@ RASTER_SUFFIXES = (".tif", ".tiff")
 VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".fgb")
 
 
-def _path(value) -> Path | None:
-    return None if value is None else Path(value)
+INT_FIELDS = ("resize_long_side", "attention_blocks", "background_index", "window", "stride", "batch_size",
+              "strip_width")
+FLOAT_FIELDS = ("gsd", "simplify", "min_area", "fill_holes", "gba_lambda", "prob_threshold")
+BOOL_FIELDS = ("overwrite", "keep_gsd", "no_upsampler", "offline")
+TEXT_FIELDS = ("aoi", "aoi_layer", "aoi_crs", "out_crs", "model", "dataset_preset", "clip_weights",
+               "upsampler_weights", "attention", "activation", "device", "precision")
+PATH_FIELDS = ("raster", "out_raster", "out", "out_probs", "preview")
 
 
-def _tuple(value):
-    return None if value is None else tuple(value)
+def _typed(name: str, value):
+    """``value`` as the field's type (a JSON body gives lists and numbers), or an error naming the field."""
+    if value is None:
+        if name == "raster":
+            raise UserInputError("{raster} is missing; give the raster to segment.", "raster")
+        return None
+    if name in PATH_FIELDS:
+        if not isinstance(value, (str, Path)) or not str(value):
+            raise UserInputError(f"{{{name}}} must be a file path.", name)
+        return Path(value).expanduser()
+    if name in INT_FIELDS and (isinstance(value, bool) or not isinstance(value, int)):
+        raise UserInputError(f"{{{name}}} {value!r} must be a whole number.", name)
+    if name in FLOAT_FIELDS:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UserInputError(f"{{{name}}} {value!r} must be a number.", name)
+        return float(value)
+    if name in BOOL_FIELDS and not isinstance(value, bool):
+        raise UserInputError(f"{{{name}}} {value!r} must be true or false.", name)
+    if name in TEXT_FIELDS and not isinstance(value, str):
+        raise UserInputError(f"{{{name}}} {value!r} must be text.", name)
+    if name in ("bands", "stretch"):
+        return _numbers(name, value, int if name == "bands" else float)
+    return value
+
+
+def _numbers(name: str, value, kind: type) -> tuple:
+    """A tuple of numbers from a list or from text like "4,3,2"."""
+    parts = value.split(",") if isinstance(value, str) else value
+    try:
+        numbers = tuple(kind(part) if isinstance(part, str) else part for part in parts)
+    except (TypeError, ValueError):
+        numbers = None
+    if numbers is None or not all(isinstance(n, (int, float)) and not isinstance(n, bool) for n in numbers) \
+            or (kind is int and not all(float(n).is_integer() for n in numbers)):
+        raise UserInputError(f"{{{name}}} {value!r} must be a list of {'band numbers' if kind is int else 'numbers'}.",
+                             name)
+    return tuple(kind(n) for n in numbers)
 
 
 @dataclass(frozen=True)
@@ -79,13 +120,15 @@ class SegmentJob:
     strip_width: int = DEFAULT_STRIP_WIDTH
     offline: bool = False
 
-    def __post_init__(self) -> None:  # plain types in, typed values kept (a JSON body or Python call)
-        for name in ("raster", "out_raster", "out", "out_probs", "preview"):
-            object.__setattr__(self, name, _path(getattr(self, name)))
+    def __post_init__(self) -> None:  # plain types in (a JSON body or a Python call), typed values kept
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if value is None and field.default not in (None, MISSING):
+                value = field.default  # null in a JSON body: the default
+            if field.name != "classes":
+                object.__setattr__(self, field.name, _typed(field.name, value))
         if isinstance(self.classes, str):
             object.__setattr__(self, "classes", parse_inline_classes(self.classes))
-        object.__setattr__(self, "bands", _tuple(self.bands))
-        object.__setattr__(self, "stretch", _tuple(self.stretch))
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -125,15 +168,21 @@ class SegmentJob:
 
     def checked(self):
         """Validate, and return what validation opened: (model config, raster source)."""
+        from backend.raster.grid import on_the_ground
         from backend.raster.source import RasterSource
 
         self._check_values()
         config = self.model_config()
         self._check_outputs()
+        if config.background_index >= len(self.classes):  # from a dataset preset: say which
+            raise UserInputError(f"{{dataset_preset}} {self.dataset_preset} gives background class "
+                                 f"{config.background_index} but only {len(self.classes)} classes are listed; give "
+                                 "the preset's classes or {background_index}.", "dataset_preset", "background_index")
         source = RasterSource.open(self.raster, self.read_options())
-        if source.crs is None and (self.min_area or self.fill_holes or self.out_crs):
-            raise UserInputError(f"{self.raster} has no CRS, so {{min_area}}, {{fill_holes}} and {{out_crs}} cannot "
-                                 "apply; georeference the raster first.", "min_area", "fill_holes", "out_crs")
+        if not on_the_ground(source.crs) and (self.min_area or self.fill_holes or self.out_crs):
+            raise UserInputError(f"{self.raster} has no CRS on the ground, so {{min_area}}, {{fill_holes}} and "
+                                 "{out_crs} cannot apply; georeference the raster first.",
+                                 "min_area", "fill_holes", "out_crs")
         return config, source
 
     def _check_values(self) -> None:
@@ -181,24 +230,20 @@ class SegmentJob:
         for name, path in named:
             if path.suffix.lower() not in suffixes[name]:
                 raise UserInputError(f"{{{name}}} {path} must end in {', '.join(suffixes[name])}; rename it.", name)
-        inputs = [self.raster] + [Path(value) for value in (self.aoi, self.clip_weights, self.upsampler_weights)
-                                  if value is not None and _is_file(value)]
+        inputs = [self.raster] + [Path(value).expanduser() for value in
+                                  (self.aoi, self.clip_weights, self.upsampler_weights)
+                                  if value is not None and is_file(value)]
         for name, path in named:
             for source in inputs:
                 if same_file(path, source):
                     raise UserInputError(f"{{{name}}} {path} is an input of this job; outputs never replace inputs, "
                                          "choose another file name.", name)
+            if path.exists() and not path.is_file():
+                raise UserInputError(f"{{{name}}} {path} is a folder, not a file; give a file name.", name)
             if path.exists() and not self.overwrite:
                 raise UserInputError(f"{{{name}}} {path} already exists; pass {{overwrite}} to replace it.",
                                      name, "overwrite")
             _check_folder(name, path)
-
-
-def _is_file(text: str) -> bool:
-    try:
-        return Path(text).expanduser().is_file()
-    except OSError:  # a long WKT string is no file name
-        return False
 
 
 def _check_folder(name: str, path: Path) -> None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import tempfile
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,7 +152,11 @@ class TextEmbeddingCache:
                 path.unlink(missing_ok=True)
         features = compute()
         self.directory.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp")
-        save_file({"queries": features.detach().float().cpu().contiguous()}, str(temporary))
-        temporary.replace(path)
+        handle, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")  # one per writer: jobs run at once
+        os.close(handle)
+        try:
+            save_file({"queries": features.detach().float().cpu().contiguous()}, temporary)
+            os.replace(temporary, path)
+        finally:
+            Path(temporary).unlink(missing_ok=True)
         return features

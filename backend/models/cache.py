@@ -23,15 +23,15 @@ class ModelCache:
 
     def get(self, key: Hashable, load: Callable[[], Any]) -> Any:
         """The model under ``key``, loading it with ``load()`` the first time."""
-        with self._lock:  # one load at a time: two jobs asking for one model load it once
-            if key in self._items:
+        with self._lock:  # one load at a time: two jobs asking for one model load it once, and GPU memory
+            if key in self._items:  # never holds two models being loaded
                 self._items.move_to_end(key)
                 return self._items[key]
-            while len(self._items) >= self.capacity:
-                self._items.popitem(last=False)
-            value = load()
+            value = load()  # a failed load leaves the resident models as they were
             self.loads += 1
             self._items[key] = value
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
             return value
 
     def keys(self) -> list[Hashable]:

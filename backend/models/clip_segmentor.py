@@ -71,10 +71,18 @@ class ClipSegmentor:
 
 
 def resolve_device(name: str) -> torch.device:
+    """The device by name, a GPU always with its index (so one GPU is one cache key)."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserInputError("{device} cuda was asked for but no CUDA GPU is visible; use cpu or auto.", "device")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserInputError("{device} cuda was asked for but no CUDA GPU is visible; use cpu or auto.",
+                                 "device")
+        index = int(name.partition(":")[2] or torch.cuda.current_device())
+        if index >= torch.cuda.device_count():
+            raise UserInputError(f"{{device}} {name} does not exist: this machine has {torch.cuda.device_count()} "
+                                 "GPU(s), cuda:0 and up.", "device")
+        return torch.device("cuda", index)
     return torch.device(name)
 
 

@@ -34,9 +34,10 @@ def _bbox(text: str) -> BaseGeometry | None:
     return shapely.box(xmin, ymin, xmax, ymax)
 
 
-def _is_file(text: str) -> bool:
+def is_file(text: str) -> bool:
+    """True when ``text`` names an existing file (``~`` expanded); a long WKT string is no file name."""
     try:
-        return Path(text).is_file()
+        return Path(text).expanduser().is_file()
     except OSError:  # a long WKT string is no file name
         return False
 
@@ -69,8 +70,8 @@ def load_aoi(text: str, layer: str | None = None, aoi_crs: str | None = None,
     """
     crs = parse_crs(aoi_crs, "aoi_crs") if aoi_crs else None
     geometry = _bbox(text)
-    if geometry is None and _is_file(text):
-        geometry, file_crs = _read_vector(Path(text), layer)
+    if geometry is None and is_file(text):
+        geometry, file_crs = _read_vector(Path(text).expanduser(), layer)
         crs = file_crs or crs
     elif geometry is None:
         try:
@@ -111,5 +112,5 @@ def _reproject(geometry: BaseGeometry, source: CRS, target: CRS) -> BaseGeometry
     moved = shapely.transform(dense, move)
     if not np.isfinite(shapely.get_coordinates(moved)).all():
         raise UserInputError(f"{{aoi}} cannot be expressed in the raster's CRS {target.to_string()} (it lies outside "
-                             "that projection's area); check {{aoi_crs}}.", "aoi", "aoi_crs")
+                             "that projection's area); check {aoi_crs}.", "aoi", "aoi_crs")
     return moved if shapely.is_valid(moved) else shapely.make_valid(moved)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import re
 import shutil
@@ -21,7 +22,8 @@ from typing import Iterator
 from backend.errors import UserInputError
 
 SCRATCH_PREFIX = ".rsov-"
-SHAPEFILE_SIDECARS = (".shx", ".dbf", ".prj", ".cpg", ".qix")
+LOCK_NAME = "run.lock"
+SHAPEFILE_SIDECARS = (".shx", ".dbf", ".prj", ".cpg", ".qix", ".sbn", ".sbx", ".shp.xml")
 _SCRATCH_NAME = re.compile(r"^\.rsov-(?P<host>.+)-(?P<pid>\d+)-[A-Za-z0-9_]+$")
 
 
@@ -59,10 +61,13 @@ class Staging:
 
     Used as a context manager: leaving it (after a commit, an error or a cancel) removes
     every scratch folder it made, so nothing half-written is ever left beside a target.
+    Each scratch folder holds a lock file, locked for as long as the run lives; that is how
+    ``remove_debris`` tells a dead run's folder from a live one (or from a user's folder).
     """
 
     def __init__(self) -> None:
         self._folders: dict[Path, Path] = {}
+        self._locks: list[int] = []
         self._targets: list[tuple[Path, Path]] = []
 
     def __enter__(self) -> Staging:
@@ -71,6 +76,8 @@ class Staging:
     def __exit__(self, *_) -> None:
         for folder in self._folders.values():
             shutil.rmtree(folder, ignore_errors=True)
+        for descriptor in self._locks:
+            os.close(descriptor)
 
     def scratch(self, folder: Path) -> Path:
         """This run's scratch folder inside ``folder`` (made on first use)."""
@@ -79,7 +86,11 @@ class Staging:
         if key not in self._folders:
             folder.mkdir(parents=True, exist_ok=True)
             with disk_errors(folder):
-                self._folders[key] = Path(tempfile.mkdtemp(dir=folder, prefix=f"{SCRATCH_PREFIX}{_host()}-{os.getpid()}-"))
+                scratch = Path(tempfile.mkdtemp(dir=folder, prefix=f"{SCRATCH_PREFIX}{_host()}-{os.getpid()}-"))
+                descriptor = os.open(scratch / LOCK_NAME, os.O_CREAT | os.O_RDWR, 0o600)
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._locks.append(descriptor)
+            self._folders[key] = scratch
         return self._folders[key]
 
     def path_for(self, target: Path) -> Path:
@@ -90,17 +101,36 @@ class Staging:
         return temporary
 
     def commit(self) -> None:
-        """Rename every staged file onto its target (a shapefile's sidecars with it, its .shp last)."""
-        for temporary, target in self._targets:
-            pairs = list(zip(_parts(temporary), _parts(target)))
+        """Rename every staged file onto its target (a shapefile's sidecars with it).
+
+        The targets' current files are first moved aside into the scratch folder; if any rename
+        fails, every target gets its old files back before the error goes on.
+        """
+        moves = []
+        for index, (temporary, target) in enumerate(self._targets):
             if not temporary.exists() and temporary.with_suffix(temporary.suffix.lower()).exists():
-                pairs[0] = (temporary.with_suffix(temporary.suffix.lower()), target)  # GDAL wrote X.SHP as X.shp
-            for new, old in pairs[1:]:
-                if not new.exists():
-                    old.unlink(missing_ok=True)  # a stale sidecar of the shapefile being replaced
-            for new, old in reversed(pairs):
+                temporary = temporary.with_suffix(temporary.suffix.lower())  # GDAL wrote X.SHP as X.shp
+            news = [temporary, *(temporary.with_suffix(s) for s in SHAPEFILE_SIDECARS)] \
+                if target.suffix.lower() == ".shp" else [temporary]
+            olds = _parts(target)
+            parts = [(new, old, temporary.parent / f"previous-{index}-{part}")
+                     for part, (new, old) in enumerate(zip(news, olds))]
+            moves.extend(reversed(parts))  # a shapefile's .shp last
+        done: list[tuple[Path, Path, Path]] = []
+        try:
+            for new, old, aside in moves:
+                if old.is_file():
+                    os.replace(old, aside)
+                done.append((new, old, aside))
                 if new.exists():
                     os.replace(new, old)
+        except BaseException:
+            for new, old, aside in reversed(done):
+                if aside.exists():
+                    os.replace(aside, old)
+                elif old.exists() and not new.exists():
+                    old.unlink()  # a file that did not exist before this commit
+            raise
 
 
 def _alive(pid: int) -> bool:
@@ -113,8 +143,26 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _abandoned(folder: Path) -> bool:
+    """True when the run that made ``folder`` holds its lock no more (it is gone, whatever its PID namespace)."""
+    lock = folder / LOCK_NAME
+    if not lock.is_file():
+        return False  # not a folder a run made: leave it alone
+    try:
+        descriptor = os.open(lock, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(descriptor)
+
+
 def remove_debris(folder: Path) -> list[Path]:
-    """Remove the scratch folders in ``folder`` left by runs of this host whose process is gone."""
+    """Remove the scratch folders in ``folder`` left by runs of this host that are gone."""
     removed = []
     try:
         entries = list(Path(folder).iterdir())
@@ -125,7 +173,7 @@ def remove_debris(folder: Path) -> list[Path]:
         if match is None or match["host"] != _host() or not entry.is_dir():
             continue
         pid = int(match["pid"])
-        if pid != os.getpid() and not _alive(pid):
+        if pid != os.getpid() and not _alive(pid) and _abandoned(entry):
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry)
     return removed
@@ -139,9 +187,10 @@ def _free_bytes(path: Path) -> int | None:
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     try:
-        return shutil.disk_usage(folder).free
+        usage = shutil.disk_usage(folder)
     except OSError:
         return None
+    return usage.free if usage.total > 0 else None  # some FUSE mounts report no sizes at all
 
 
 def _no_space(target: Path, detail: str = "") -> UserInputError:
@@ -155,6 +204,8 @@ def _is_disk_full(error: BaseException, target: Path) -> bool:
     text = str(error).lower()
     if "no space left on device" in text or "disk quota exceeded" in text:
         return True
+    if not isinstance(error, OSError) and not type(error).__module__.startswith("rasterio"):
+        return False
     free = _free_bytes(target)  # GDAL often reports a full disk as a later, unrelated-looking failure
     return free is not None and free < LOW_SPACE_BYTES
 
@@ -176,4 +227,4 @@ def disk_errors(target: Path) -> Iterator[None]:
     except Exception as error:  # noqa: BLE001 - GDAL reports a full disk in several exception types
         if not _is_disk_full(error, target):
             raise
-        raise _no_space(target) from None
+        raise _no_space(target) from error

@@ -50,11 +50,16 @@ class Grid:
         return math.sqrt(areas_m2([self.pixel_polygon(self.height / 2, self.width / 2)], self.crs)[0])
 
 
+def on_the_ground(crs: CRS | None) -> bool:
+    """True for CRSs whose units are known on the earth (geographic or projected), not local ones."""
+    return crs is not None and (crs.is_geographic or crs.is_projected)
+
+
 def areas_m2(geometries, crs: CRS | None) -> np.ndarray:
     """Areas in m²: geodesic on the ellipsoid for geographic CRSs, planar x unit² for projected ones,
-    NaN without a CRS."""
+    NaN without a CRS or with a local one (units unknown)."""
     geometries = np.asarray(geometries, dtype=object)
-    if crs is None:
+    if not on_the_ground(crs):  # no CRS, or a local (engineering) one
         return np.full(len(geometries), np.nan)
     if crs.is_geographic:
         geod = geod_of(crs)

@@ -272,7 +272,11 @@ def _working_size(file_grid: Grid, window: Window, options: ReadOptions, path: P
         if file_grid.crs is None:
             raise UserInputError(f"{{gsd}} needs a georeferenced raster but {path} has no CRS; "
                                  "use {resize_long_side} instead.", "gsd", "resize_long_side")
-        scale = options.gsd / file_grid.ground_sampling_distance()
+        native = file_grid.ground_sampling_distance()
+        if not math.isfinite(native):
+            raise UserInputError(f"{{gsd}} needs a CRS in metres or degrees but {path} has a local CRS; "
+                                 "use {resize_long_side} instead.", "gsd", "resize_long_side")
+        scale = options.gsd / native
     else:
         return int(window.height), int(window.width)
     return max(1, round(window.height / scale)), max(1, round(window.width / scale))

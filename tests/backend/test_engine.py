@@ -215,7 +215,7 @@ def test_a_crash_mid_run_leaves_the_existing_output(scene, tiny_files, tmp_path)
     ({"out_raster": "blocker/c.tif"}, "output folder .*blocker cannot be created"),
     ({"out_raster": "c.tif", "out_probs": "c.tif"}, "out_raster and out_probs are the same file"),
     ({"out": "p.gpkg", "out_crs": "EPSG:0"}, "out_crs 'EPSG:0' is not a"),
-    ({"out": "p.gpkg", "min_area": -1}, "min_area -1 must be 0 or a positive number"),
+    ({"out": "p.gpkg", "min_area": -1}, "min_area -1.0 must be 0 or a positive number"),
 ])
 def test_bad_outputs_are_explained(scene, tiny_files, tmp_path, outputs, message):
     (tmp_path / "blocker").write_text("a file where a folder should be")
@@ -269,3 +269,28 @@ def test_complex_rasters_are_read_as_their_magnitude(tiny_files, tmp_path):
     result = run(SegmentJob(scene, "water; land", out_raster=tmp_path / "c.tif",
                             **settings(tiny_files, no_upsampler=True)), models=ModelCache())
     assert sum(result.pixel_counts) == 120 * 140
+
+
+def test_a_local_crs_is_segmented_without_areas(tiny_files, tmp_path):
+    from rasterio.crs import CRS
+
+    local = CRS.from_wkt('LOCAL_CS["site grid",UNIT["metre",1],AXIS["Easting",EAST],AXIS["Northing",NORTH]]')
+    scene = write_scene(tmp_path / "site.tif", np.random.default_rng(6).integers(0, 256, (3, 60, 70), np.uint8),
+                        crs=local, transform=from_origin(0.0, 60.0, 1.0, 1.0))
+    result = run(SegmentJob(scene, "a; b", out_raster=tmp_path / "c.tif", **settings(tiny_files, no_upsampler=True)),
+                 models=ModelCache())
+    assert result.class_areas_m2 is None and sum(result.pixel_counts) == 60 * 70
+
+
+def test_a_failed_load_keeps_the_resident_model():
+    cache = ModelCache(capacity=1)
+    resident = cache.get("a", lambda: "model a")
+
+    def broken():
+        raise UserInputError("weights file broken.pt is not a weights file")
+
+    with pytest.raises(UserInputError):
+        cache.get("b", broken)
+    assert cache.get("a", lambda: "reloaded") is resident and cache.loads == 1
+    cache.get("b", lambda: "model b")
+    assert cache.keys() == ["b"] and cache.loads == 2  # capacity 1: a was evicted after b loaded

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from backend.errors import UserInputError
-from backend.raster.files import SCRATCH_PREFIX, Staging, _host, disk_errors, remove_debris
+from backend.raster.files import LOCK_NAME, SCRATCH_PREFIX, Staging, _host, disk_errors, remove_debris
 
 
 def test_staged_files_replace_their_targets_only_at_commit(tmp_path):
@@ -38,15 +38,39 @@ def dead_pid() -> int:
 
 
 def test_debris_of_dead_runs_on_this_host_is_removed(tmp_path):
+    import fcntl
+
     dead = tmp_path / f"{SCRATCH_PREFIX}{_host()}-{dead_pid()}-abc123"
-    alive = tmp_path / f"{SCRATCH_PREFIX}{_host()}-{os.getppid()}-def456"
+    live = tmp_path / f"{SCRATCH_PREFIX}{_host()}-{dead_pid()}-def456"  # its PID means nothing here: it holds its lock
     other_host = tmp_path / f"{SCRATCH_PREFIX}another-machine-{dead_pid()}-ghi789"
-    for folder in (dead, alive, other_host):
+    users_own = tmp_path / f"{SCRATCH_PREFIX}{_host()}-{dead_pid()}-my_backup"  # no lock file: not a run's folder
+    for folder in (dead, live, other_host, users_own):
         folder.mkdir()
         (folder / "classes.tif").write_bytes(b"\0" * 1000)
-    (tmp_path / "user-file.tif").write_text("mine")
-    assert remove_debris(tmp_path) == [dead]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, other_host.name, "user-file.tif"])
+        if folder is not users_own:
+            (folder / LOCK_NAME).touch()
+    with open(live / LOCK_NAME) as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as the live run in another PID namespace does
+        assert remove_debris(tmp_path) == [dead]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other_host.name, users_own.name])
+
+
+def test_a_live_staging_folder_is_never_debris(tmp_path):
+    with Staging() as staging:
+        scratch = staging.scratch(tmp_path)
+        assert remove_debris(tmp_path) == [] and scratch.exists()
+
+
+def test_a_failed_commit_puts_every_old_file_back(tmp_path):
+    first, second = tmp_path / "a.tif", tmp_path / "b.gpkg"
+    first.write_text("old a")
+    second.mkdir()  # a folder where the file should go: its rename fails
+    with pytest.raises(OSError), Staging() as staging:
+        staging.path_for(first).write_text("new a")
+        staging.path_for(second).write_text("new b")
+        staging.commit()
+    assert first.read_text() == "old a" and second.is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tif", "b.gpkg"]
 
 
 @pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"),

@@ -69,3 +69,36 @@ def test_every_job_field_is_a_cli_option_of_the_same_name():
     for action in segment._actions:
         if action.option_strings and action.dest in SegmentJob.field_names():
             assert max(action.option_strings, key=len) == "--" + action.dest.replace("_", "-")
+
+
+@pytest.mark.parametrize("changes,field", [
+    ({"batch_size": "8"}, "batch_size"), ({"gsd": "0.5"}, "gsd"), ({"bands": [1.5, 2, 3]}, "bands"),
+    ({"overwrite": "yes"}, "overwrite"), ({"aoi": 5}, "aoi"), ({"raster": None}, "raster"),
+])
+def test_values_of_the_wrong_type_are_named_like_any_bad_field(scene, tmp_path, changes, field):
+    values = {"raster": scene, "classes": "a; b", "out_raster": tmp_path / "c.tif", **changes}
+    with pytest.raises(UserInputError) as raised:
+        SegmentJob(**values)
+    assert raised.value.fields == (field,)
+
+
+def test_json_nulls_take_the_defaults_and_text_lists_are_parsed(scene, tmp_path):
+    job = SegmentJob(scene, "a; b", out_raster=tmp_path / "c.tif", simplify=None, batch_size=None,
+                     bands="3,2,1", stretch="0,3000")
+    assert (job.simplify, job.batch_size, job.bands, job.stretch) == (0.0, 8, (3, 2, 1), (0.0, 3000.0))
+    job.validate()
+
+
+def test_a_local_crs_gives_pixels_but_no_areas(tmp_path):
+    from rasterio.crs import CRS
+
+    local = CRS.from_wkt('LOCAL_CS["site grid",UNIT["metre",1],AXIS["Easting",EAST],AXIS["Northing",NORTH]]')
+    path = tmp_path / "site.tif"
+    with rasterio.open(path, "w", driver="GTiff", height=30, width=40, count=3, dtype="uint8", crs=local,
+                       transform=from_origin(0.0, 30.0, 1.0, 1.0)) as out:
+        out.write(np.zeros((3, 30, 40), np.uint8))
+    with pytest.raises(UserInputError, match="has no CRS on the ground") as raised:
+        SegmentJob(path, "a; b", out=tmp_path / "p.gpkg", min_area=5).validate()
+    assert "min_area" in raised.value.fields
+    with pytest.raises(UserInputError, match="gsd needs a CRS in metres or degrees"):
+        SegmentJob(path, "a; b", out_raster=tmp_path / "c.tif", gsd=2.0).validate()

@@ -34,6 +34,8 @@ def files(tmp_path, scene, tiny_files):
                        transform=from_origin(500000.0, 4650000.0, 1.0, 1.0)) as out:
         out.write(np.zeros((3, 20, 20), np.uint8))
     (folder / "blocker").write_text("a file where a folder should be")
+    (folder / "folder.tif").mkdir()
+    (folder / "many.txt").write_text("\n".join(f"class {i}" for i in range(256)))
     import geopandas as gpd
     import shapely
 
@@ -53,6 +55,7 @@ CASES = {
     "--classes-file with a NUL byte": (["--classes-file", "{in}/nul.txt"], "control character '\\x00'"),
     "--classes-file not UTF-8": (["--classes-file", "{in}/latin1.txt"], "is not UTF-8 text"),
     "--classes-file empty": (["--classes-file", "{in}/blank.txt"], "holds no class names"),
+    "--classes-file too many": (["--classes-file", "{in}/many.txt"], "--classes-file lists 256 classes"),
     "--classes empty": (["--classes", " ; "], "--classes holds no class names; give at least one class"),
     "--classes empty name": (["--classes", "water; building,,roof"], "has an empty name"),
     "--classes duplicate": (["--classes", "water; land; water"], "'water' is given to two classes"),
@@ -60,6 +63,7 @@ CASES = {
     "--classes control character": (["--classes", "wa\x07ter; land"], "control character"),
     "--out-raster extension": (["--out-raster", "{tmp}/out/c.png"], "--out-raster"),
     "--out-raster folder is a file": (["--out-raster", "{in}/blocker/c.tif"], "--out-raster: output folder"),
+    "--out-raster is a folder": (["--out-raster", "{in}/folder.tif", "--overwrite"], "is a folder, not a file"),
     "--out-raster exists": (["--out-raster", "{in}/no_crs.tif"], "already exists; pass --overwrite"),
     "--out-raster is the input": (["--out-raster", "{in}/scene.tif", "--overwrite"],
                                   "is an input of this job; outputs never replace inputs"),
@@ -90,6 +94,8 @@ CASES = {
     "--out-crs invalid": (["--out", "{tmp}/out/p.gpkg", "--out-crs", "EPSG:0"], "--out-crs 'EPSG:0' is not a"),
     "--model unknown": (["--model", "segearth-xxl"], "unknown --model 'segearth-xxl'; choose one of"),
     "--dataset-preset unknown": (["--dataset-preset", "mars"], "unknown --dataset-preset 'mars'"),
+    "--dataset-preset for more classes": (["--dataset-preset", "potsdam"],
+                                          "--dataset-preset potsdam gives background class 5 but only 2 classes"),
     "--clip-weights a text file": (["--clip-weights", "{in}/notes.txt"], "notes.txt is not a weights file"),
     "--clip-weights a GeoTIFF": (["--clip-weights", "{in}/scene.tif"], "scene.tif is not a weights file"),
     "--clip-weights a SimFeatUp file": (["--clip-weights", "{simfeatup}"], "is not a CLIP ViT checkpoint"),
@@ -153,5 +159,5 @@ def test_bad_input_is_one_sentence_and_writes_nothing(case, scene, files, tmp_pa
     assert code == 2
     err = capsys.readouterr().err
     assert err.startswith("rsov: error: ") and err.count("\n") == 1 and message in err, err
-    assert "Traceback" not in err
+    assert "Traceback" not in err and "{" not in err  # every field placeholder rendered
     assert sorted(tmp_path.rglob("*")) == before
