@@ -77,15 +77,19 @@ def _add_segment(commands) -> None:
 
 
 def _bands(text: str) -> tuple[int, ...]:
+    from backend.jobs import parse_numbers
+
     try:
-        return tuple(int(part) for part in text.split(","))
+        return parse_numbers(text, int)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a list of band numbers; give e.g. 4,3,2 or 1") from None
 
 
 def _numbers(text: str) -> tuple[float, ...]:
+    from backend.jobs import parse_numbers
+
     try:
-        return tuple(float(part) for part in text.split(","))
+        return parse_numbers(text, float)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a list of numbers; give MIN,MAX or MIN,MAX per band") \
             from None

@@ -5,6 +5,7 @@ then writes every output to a staged file and renames them all into place at the
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -147,8 +148,6 @@ class _Stats:
 def _infer(job: SegmentJob, source: RasterSource, segmentor, prompts, config, scratch: Path,
            progress: Callable[[int, int], None], should_stop: Callable[[], bool] | None) -> _Stats:
     """Stream the model over the working grid into scratch rasters: classes, probabilities, confidence."""
-    import contextlib
-
     from rasterio.windows import Window
 
     from backend.inference.streaming import stream_logits

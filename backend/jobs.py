@@ -57,18 +57,25 @@ def _typed(name: str, value):
     return value
 
 
-def _numbers(name: str, value, kind: type) -> tuple:
-    """A tuple of numbers from a list or from text like "4,3,2"."""
+def parse_numbers(value, kind: type) -> tuple:
+    """A tuple of ``kind`` from a list or from text like "4,3,2"; ValueError if it is not one."""
     parts = value.split(",") if isinstance(value, str) else value
     try:
         numbers = tuple(kind(part) if isinstance(part, str) else part for part in parts)
-    except (TypeError, ValueError):
-        numbers = None
-    if numbers is None or not all(isinstance(n, (int, float)) and not isinstance(n, bool) for n in numbers) \
+    except TypeError:
+        raise ValueError(value) from None
+    if not all(isinstance(n, (int, float)) and not isinstance(n, bool) for n in numbers) \
             or (kind is int and not all(float(n).is_integer() for n in numbers)):
-        raise UserInputError(f"{{{name}}} {value!r} must be a list of {'band numbers' if kind is int else 'numbers'}.",
-                             name)
+        raise ValueError(value)
     return tuple(kind(n) for n in numbers)
+
+
+def _numbers(name: str, value, kind: type) -> tuple:
+    try:
+        return parse_numbers(value, kind)
+    except ValueError:
+        raise UserInputError(f"{{{name}}} {value!r} must be a list of {'band numbers' if kind is int else 'numbers'}.",
+                             name) from None
 
 
 @dataclass(frozen=True)
@@ -174,7 +181,10 @@ class SegmentJob:
         self._check_values()
         config = self.model_config()
         self._check_outputs()
-        if config.background_index >= len(self.classes):  # from a dataset preset: say which
+        if config.background_index >= len(self.classes):
+            if self.background_index is not None:
+                raise UserInputError(f"{{background_index}} {self.background_index} is not a class index; give a "
+                                     f"value from 0 to {len(self.classes) - 1}.", "background_index")
             raise UserInputError(f"{{dataset_preset}} {self.dataset_preset} gives background class "
                                  f"{config.background_index} but only {len(self.classes)} classes are listed; give "
                                  "the preset's classes or {background_index}.", "dataset_preset", "background_index")
@@ -195,9 +205,6 @@ class SegmentJob:
         if len(self.classes) > MAX_CLASSES:
             raise UserInputError(f"{{classes}} lists {len(self.classes)} classes but the class raster holds at most "
                                  f"{MAX_CLASSES} (255 is nodata); split them over several runs.", "classes")
-        if self.background_index is not None and self.background_index >= len(self.classes):
-            raise UserInputError(f"{{background_index}} {self.background_index} is not a class index; give a value "
-                                 f"from 0 to {len(self.classes) - 1}.", "background_index")
         for name in ("simplify", "min_area", "fill_holes"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):

@@ -110,11 +110,8 @@ class Staging:
         for index, (temporary, target) in enumerate(self._targets):
             if not temporary.exists() and temporary.with_suffix(temporary.suffix.lower()).exists():
                 temporary = temporary.with_suffix(temporary.suffix.lower())  # GDAL wrote X.SHP as X.shp
-            news = [temporary, *(temporary.with_suffix(s) for s in SHAPEFILE_SIDECARS)] \
-                if target.suffix.lower() == ".shp" else [temporary]
-            olds = _parts(target)
             parts = [(new, old, temporary.parent / f"previous-{index}-{part}")
-                     for part, (new, old) in enumerate(zip(news, olds))]
+                     for part, (new, old) in enumerate(zip(_parts(temporary), _parts(target)))]
             moves.extend(reversed(parts))  # a shapefile's .shp last
         done: list[tuple[Path, Path, Path]] = []
         try:
