@@ -1,6 +1,7 @@
 """``rsov``: the command line of the engine.
 
 rsov segment INPUT (--classes-file F | --classes "a; b,c") --out-raster CLASSES.tif [...]
+rsov serve [--host H] [--port P] [--token T] [--output-root DIR ...]
 rsov weights list | download NAME | verify [NAME] | path NAME
 """
 from __future__ import annotations
@@ -124,14 +125,16 @@ def _segment(args: argparse.Namespace) -> int:
     job = SegmentJob(**values)
     bar = None
 
-    def progress(done: float, total: float) -> None:
+    def progress(stage: str, done: float, total: float) -> None:
         nonlocal bar
-        if args.quiet:
-            return
+        if args.quiet or (bar is None and stage != "segmenting"):
+            return  # the bar's rate and time left are about the model's work, not the loading
         if bar is None:
-            bar = tqdm(total=total, unit="MP", desc="segmenting", dynamic_ncols=True,
+            bar = tqdm(total=total, unit="MP", dynamic_ncols=True,
                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.2f}/{total:.2f} MP "
                                   "[{elapsed}<{remaining}, {rate_noinv_fmt}]")
+        if bar.desc != stage:
+            bar.set_description_str(stage, refresh=False)
         bar.update(done - bar.n)
 
     try:
@@ -150,6 +153,58 @@ def _segment(args: argparse.Namespace) -> int:
             print(f"{result.polygon_count} polygons")
         print("wrote " + ", ".join(str(p) for p in result.outputs))
     return 0
+
+
+SERVE_HELP = """\
+Serve the engine over HTTP for the QGIS plugin, scripts and notebooks: jobs are submitted
+as JSON (the fields are 'rsov segment' long options in snake_case), run one at a time by a
+worker that keeps models loaded, and can be polled, followed as server-sent events, or
+cancelled. The API is under /v1; its OpenAPI schema is at /v1/openapi.json:
+  GET /v1/health, GET /v1/models, POST /v1/jobs, GET /v1/jobs, GET /v1/jobs/ID,
+  GET /v1/jobs/ID/events, GET /v1/jobs/ID/result, DELETE /v1/jobs/ID (cancel),
+  POST /v1/uploads?filename=NAME.tif (a GeoTIFF as the body, for clients on another disk)
+
+Safe by default:
+  - it listens on 127.0.0.1 only; another address needs an explicit --host.
+  - every request needs 'Authorization: Bearer TOKEN'. The token is --token, else
+    $RSOV_TOKEN, else one generated at first start into $RSOV_HOME/server/token
+    (readable by you only).
+  - paths in requests must be absolute; inputs must be readable files; outputs may only
+    go under the --output-root folders (default: the job's input folder and $RSOV_HOME).
+    No request can write, replace or delete a file anywhere else.
+Job records live in $RSOV_HOME/server/jobs.sqlite: after a restart, jobs that were running
+show 'interrupted', and their half-written files are gone.
+"""
+
+
+def _add_serve(commands) -> None:
+    from backend.server.settings import DEFAULT_MAX_POLYGONS, DEFAULT_MAX_UPLOAD_MB, DEFAULT_PORT
+
+    p = commands.add_parser("serve", help="serve the engine over HTTP (for the QGIS plugin and scripts)",
+                            description=SERVE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: a free one)")
+    p.add_argument("--token", help="the bearer token clients must send (default: $RSOV_TOKEN or the token file; "
+                                   "prefer those: other users can see a command line)")
+    p.add_argument("--output-root", type=Path, action="append", default=[], metavar="DIR",
+                   help="a folder outputs may be written under (repeatable)")
+    p.add_argument("--max-upload-mb", type=int, default=DEFAULT_MAX_UPLOAD_MB, metavar="MB",
+                   help=f"largest upload taken by POST /v1/uploads (default {DEFAULT_MAX_UPLOAD_MB})")
+    p.add_argument("--max-polygons", type=int, default=DEFAULT_MAX_POLYGONS, metavar="N",
+                   help=f"most polygons sent inline with a result (default {DEFAULT_MAX_POLYGONS})")
+    p.set_defaults(handler=_serve, flags=_flags(p))
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from backend.server.serve import serve
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("rsov serve: %(message)s"))
+    service_log = logging.getLogger("rsov.serve")
+    service_log.addHandler(handler)
+    service_log.setLevel(logging.INFO)
+    service_log.propagate = False
+    return serve(args.host, args.port, args.token, args.output_root, args.max_upload_mb, args.max_polygons)
 
 
 def _add_weights(commands) -> None:
@@ -205,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rsov {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_segment(commands)
+    _add_serve(commands)
     _add_weights(commands)
     return parser
 

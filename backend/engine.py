@@ -28,7 +28,8 @@ from backend.raster.writers import (CLASS_NODATA, CONFIDENCE_SCALE, copy_as_cog,
 
 log = logging.getLogger("rsov")
 
-Progress = Callable[[float, float], None]
+Progress = Callable[[str, float, float], None]  # (stage, done, total) in megapixels of the working grid
+STAGES = ("loading model", "encoding classes", "segmenting", "vectorizing", "writing")
 GDAL_CACHE_BYTES = 256 * 2**20  # GDAL's default (5 % of RAM) lets written tiles pile up with the raster's size
 COG_GROWTH = 1.5  # a COG copy with overviews is at most about this times its deflated scratch raster
 
@@ -54,7 +55,8 @@ def run(job, progress: Progress | None = None, should_stop: Callable[[], bool] |
         models: ModelCache | None = None):
     """Validate and run ``job``, writing its outputs; each output is renamed into place at the end.
 
-    ``progress(done, total)`` is called in megapixels of the working grid; ``should_stop()``
+    ``progress(stage, done, total)`` reports each of ``STAGES`` as it begins and the
+    segmenting stage as it advances, in megapixels of the working grid; ``should_stop()``
     returning True cancels the run, leaving every output as it was. ``models`` keeps loaded
     models between jobs (the process's shared cache by default).
     """
@@ -78,16 +80,19 @@ def _segment(job: SegmentJob, progress: Progress | None, should_stop: Callable[[
         log.warning("%s has no CRS: outputs are in pixel coordinates.", job.raster)
     for folder in {path.parent for path in job.outputs}:
         remove_debris(folder)
-    segmentor = load_segmentor(config, models)
-    prompts = segmentor.prompt(job.classes)
-    started = time.perf_counter()
     work = source.grid
     megapixels = work.height * work.width / 1e6
+    report = progress or (lambda stage, done, total: None)
+    report("loading model", 0.0, megapixels)
+    segmentor = load_segmentor(config, models)
+    report("encoding classes", 0.0, megapixels)
+    prompts = segmentor.prompt(job.classes)
+    started = time.perf_counter()
     windows = total_windows(work.height, work.width, config.window, config.stride, job.strip_width)
+    report("segmenting", 0.0, megapixels)
 
     def window_progress(done: int, total: int) -> None:
-        if progress is not None:
-            progress(megapixels * done / total, megapixels)
+        report("segmenting", megapixels * done / total, megapixels)
 
     with Staging() as staging:
         scratch = staging.scratch(job.outputs[0].parent)
@@ -108,10 +113,12 @@ def _segment(job: SegmentJob, progress: Progress | None, should_stop: Callable[[
         if job.out is not None:
             from backend.raster.vectorize import polygonize
 
+            report("vectorizing", megapixels, megapixels)
             frame = polygonize(rasters["classes"], rasters["confidence"], job.classes.names, job.polygon_options(),
                                should_stop)
         if should_stop is not None and should_stop():
             raise Cancelled("cancelled")
+        report("writing", megapixels, megapixels)
         _write_outputs(job, source, rasters, frame, staging)
         staging.commit()
     return SegmentResult(job.classes.names, stats.counts.astype(int).tolist(),

@@ -42,6 +42,10 @@ class CheckpointFormatError(UserInputError):
     """A file is not a checkpoint of the kind that was expected."""
 
 
+class DeviceMemoryError(UserInputError):
+    """Not even one window fits in the device's free memory."""
+
+
 class Cancelled(Exception):
     """The user cancelled a running job; nothing was written."""
 

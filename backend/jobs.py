@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from backend.errors import UserInputError, blame
-from backend.prompts import ClassList, parse_inline_classes
+from backend.prompts import ClassList, parse_class_lines, parse_inline_classes
 from backend.raster.aoi import is_file
 from backend.raster.files import same_file
 from backend.raster.tiling import DEFAULT_STRIP_WIDTH
@@ -85,7 +85,7 @@ class SegmentJob:
     kind: ClassVar[str] = "segment"
 
     raster: Path
-    classes: ClassList  # or "a; b,c" (classes by ';', synonyms by ',')
+    classes: ClassList  # or "a; b,c" (classes by ';', synonyms by ','), or ["a", "b,c"]
     # outputs (at least out_raster or out)
     out_raster: Path | None = None  # class raster: COG, uint8, nodata 255
     out: Path | None = None  # polygons: .gpkg, .shp, .geojson or .fgb
@@ -136,6 +136,8 @@ class SegmentJob:
                 object.__setattr__(self, field.name, _typed(field.name, value))
         if isinstance(self.classes, str):
             object.__setattr__(self, "classes", parse_inline_classes(self.classes))
+        elif isinstance(self.classes, (list, tuple)) and all(isinstance(line, str) for line in self.classes):
+            object.__setattr__(self, "classes", parse_class_lines(self.classes))
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -201,7 +203,8 @@ class SegmentJob:
         from backend.weights import check_reference
 
         if not isinstance(self.classes, ClassList):
-            raise UserInputError("{classes} must be a class list or text like 'water; building,roof'.", "classes")
+            raise UserInputError("{classes} must be text like 'water; building,roof' or a list like "
+                                 "['water', 'building,roof'].", "classes")
         if len(self.classes) > MAX_CLASSES:
             raise UserInputError(f"{{classes}} lists {len(self.classes)} classes but the class raster holds at most "
                                  f"{MAX_CLASSES} (255 is nodata); split them over several runs.", "classes")

@@ -99,6 +99,11 @@ def parse_inline_classes(text: str) -> ClassList:
     return _parse_lines(text.split(";"), "{classes}", "classes")
 
 
+def parse_class_lines(lines: Sequence[str]) -> ClassList:
+    """Parse a list of classes (a JSON body's form): one class per item, synonyms by ','."""
+    return _parse_lines(list(lines), "{classes}", "classes")
+
+
 def openai_imagenet_templates() -> list[Callable[[str], str]]:
     """OpenAI's 80 ImageNet prompt templates ('a bad photo of a {}.', ...)."""
     from backend.torchvision_compat import import_open_clip

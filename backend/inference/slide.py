@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Callable
+import logging
+from typing import Callable, Iterator, Sequence, TypeVar
 
 import torch
 import torch.nn.functional as F
 
-from backend.errors import Cancelled
+from backend.errors import Cancelled, DeviceMemoryError
+from backend.models.devices import OUT_OF_MEMORY, free_memory_text, release_memory
 from backend.models.protocol import Prompts, Segmentor
 from backend.raster.tiling import centred_padding, slide_windows
 
@@ -16,6 +18,49 @@ PIXEL_MEAN = (122.771, 116.746, 104.094)
 PIXEL_STD = (68.501, 66.632, 70.323)
 
 Progress = Callable[[int, int], None]
+Item = TypeVar("Item")
+log = logging.getLogger("rsov")
+
+
+class BatchSize:
+    """Windows per model call; halved for the rest of the run each time the device runs out of memory."""
+
+    def __init__(self, size: int, device: torch.device) -> None:
+        self.size = size
+        self.device = device
+
+    def halve(self, window: int) -> None:
+        release_memory()
+        if self.size == 1:
+            raise DeviceMemoryError(f"one {window}-pixel window does not fit in the memory of {self.device}"
+                                    f"{free_memory_text(self.device)}; use {{precision}} fp16, a smaller {{window}}, "
+                                    "or {device} cpu.", "precision", "window", "device")
+        self.size //= 2
+        log.warning("%s ran out of memory: %d windows per batch from now on.", self.device, self.size)
+
+
+def fitted_batches(items: Sequence[Item], batch_size: BatchSize, run: Callable[[Sequence[Item]], torch.Tensor],
+                   window: int, should_stop: Callable[[], bool] | None = None
+                   ) -> Iterator[tuple[Sequence[Item], torch.Tensor]]:
+    """``(batch, run(batch))`` over ``items`` in order, in batches that fit in the device's memory.
+
+    A batch that runs out of memory is retried at half the size; the windows and the order
+    in which their logits are summed stay the same, so the result does too.
+    """
+    first = 0
+    while first < len(items):
+        if should_stop is not None and should_stop():
+            raise Cancelled("cancelled")
+        batch = items[first:first + batch_size.size]
+        try:
+            result = run(batch)
+        except OUT_OF_MEMORY:
+            result = None  # the failed attempt's tensors are released before the cache is emptied
+        if result is None:
+            batch_size.halve(window)
+            continue
+        yield batch, result
+        first += len(batch)
 
 
 def normalise_pixels(pixels: torch.Tensor) -> torch.Tensor:
@@ -54,12 +99,13 @@ def slide_logits(
     total = torch.zeros(queries, height, width, dtype=torch.float32, device=device)
     count = torch.zeros(1, height, width, dtype=torch.float32, device=device)
     done = 0
-    for start in range(0, len(windows), batch_size):  # all windows have one size
-        if should_stop is not None and should_stop():
-            raise Cancelled("cancelled")
-        batch = windows[start:start + batch_size]
-        crops = torch.stack([image[(slice(None), *w.toslices())] for w in batch]).to(device)
-        logits = window_logits(segmentor, crops, prompts)
+    sizes = BatchSize(batch_size, torch.device(device))
+
+    def run(batch):
+        return window_logits(segmentor, torch.stack([image[(slice(None), *w.toslices())] for w in batch]).to(device),
+                             prompts)
+
+    for batch, logits in fitted_batches(windows, sizes, run, window, should_stop):  # all windows have one size
         for item, logits_of_window in zip(batch, logits):
             rows, cols = item.toslices()
             total[:, rows, cols] += logits_of_window

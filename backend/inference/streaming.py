@@ -18,8 +18,7 @@ from typing import Callable, ContextManager, Iterator
 import numpy as np
 import torch
 
-from backend.errors import Cancelled
-from backend.inference.slide import Progress, normalise_pixels, window_logits
+from backend.inference.slide import BatchSize, Progress, fitted_batches, normalise_pixels, window_logits
 from backend.models.protocol import Prompts, Segmentor
 from backend.raster.source import BlockReader
 from backend.raster.tiling import DEFAULT_STRIP_WIDTH, plan_strips, total_windows, window_starts
@@ -99,6 +98,7 @@ def stream_logits(
     total_count = total_windows(height, width, window, stride, strip_width)
     jobs = [(y0, strip.x0, win_h, strip.x1 - strip.x0) for strip in strips for y0 in rows]
     prefetcher = _Prefetcher(open_reader, jobs)
+    sizes = BatchSize(batch_size, torch.device(device))
     done = 0
     try:
         for strip in strips:
@@ -108,12 +108,12 @@ def stream_logits(
             for index, y0 in enumerate(rows):
                 pixels, valid = prefetcher.get()
                 starts = [x - strip.x0 for x in strip.starts if valid[:, x - strip.x0:x - strip.x0 + win_w].any()]
-                for first in range(0, len(starts), batch_size):
-                    if should_stop is not None and should_stop():
-                        raise Cancelled("cancelled")
-                    batch = starts[first:first + batch_size]
+
+                def run(batch):
                     crops = torch.from_numpy(np.stack([pixels[:, :, x:x + win_w] for x in batch])).to(device)
-                    logits = window_logits(segmentor, normalise_pixels(crops), prompts)
+                    return window_logits(segmentor, normalise_pixels(crops), prompts)
+
+                for batch, logits in fitted_batches(starts, sizes, run, window, should_stop):
                     for x, logits_of_window in zip(batch, logits):
                         sums[:, :, x:x + win_w] += logits_of_window
                         counts[:, :, x:x + win_w] += 1

@@ -2,12 +2,16 @@
 
 The key is what decides the loaded weights (files, activation, device); everything a job
 may change cheaply (attention, thresholds, classes) is applied on top of a cached model.
+Beyond ``capacity`` models, or when a load runs out of device memory, the least recently
+used model is dropped.
 """
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
 from typing import Any, Callable, Hashable
+
+from backend.errors import DeviceMemoryError
 
 DEFAULT_CAPACITY = 2  # e.g. an optical and a SAR model; each ViT-B with SimFeatUp is ~0.6 GB
 
@@ -19,20 +23,45 @@ class ModelCache:
         self.capacity = max(1, capacity)
         self.loads = 0
         self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._labels: dict[Hashable, dict] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable, load: Callable[[], Any]) -> Any:
-        """The model under ``key``, loading it with ``load()`` the first time."""
+    def get(self, key: Hashable, load: Callable[[], Any], label: dict | None = None) -> Any:
+        """The model under ``key``, loading it with ``load()`` the first time; ``label`` describes it."""
+        from backend.models.devices import OUT_OF_MEMORY
+
         with self._lock:  # one load at a time: two jobs asking for one model load it once, and GPU memory
             if key in self._items:  # never holds two models being loaded
                 self._items.move_to_end(key)
                 return self._items[key]
-            value = load()  # a failed load leaves the resident models as they were
+            while True:
+                try:
+                    value = load()  # a failed load leaves the resident models as they were
+                    break
+                except OUT_OF_MEMORY:
+                    if not self._items:
+                        raise DeviceMemoryError("the model does not fit in the device's free memory; use "
+                                                "{device} cpu, or free the GPU from other programs.",
+                                                "device") from None
+                self._evict_oldest()  # outside the handler: the failed load's tensors are gone by now
             self.loads += 1
             self._items[key] = value
+            self._labels[key] = label or {"key": repr(key)}
             while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
+                self._evict_oldest()
             return value
+
+    def _evict_oldest(self) -> None:
+        key, _ = self._items.popitem(last=False)
+        self._labels.pop(key, None)
+        from backend.models.devices import release_memory
+
+        release_memory()
+
+    def describe(self) -> list[dict]:
+        """The labels of the resident models, least recently used first."""
+        with self._lock:
+            return [dict(self._labels[key]) for key in self._items]
 
     def keys(self) -> list[Hashable]:
         with self._lock:
@@ -41,6 +70,7 @@ class ModelCache:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._labels.clear()
 
 
 _shared = ModelCache()

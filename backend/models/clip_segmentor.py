@@ -14,6 +14,7 @@ import torch
 from backend.errors import UserInputError, blame
 from backend.models.cache import ModelCache, shared_cache
 from backend.models.clip_loading import ClipArchitecture, load_clip
+from backend.models.devices import resolve_device, resolve_precision
 from backend.models.protocol import Prompts
 from backend.models.registry import SegmentorConfig
 from backend.models.segearth import SegEarthOV, classify
@@ -70,31 +71,6 @@ class ClipSegmentor:
                         self.config.prob_threshold, self.config.background_index)
 
 
-def resolve_device(name: str) -> torch.device:
-    """The device by name, a GPU always with its index (so one GPU is one cache key)."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise UserInputError("{device} cuda was asked for but no CUDA GPU is visible; use cpu or auto.",
-                                 "device")
-        index = int(name.partition(":")[2] or torch.cuda.current_device())
-        if index >= torch.cuda.device_count():
-            raise UserInputError(f"{{device}} {name} does not exist: this machine has {torch.cuda.device_count()} "
-                                 "GPU(s), cuda:0 and up.", "device")
-        return torch.device("cuda", index)
-    return torch.device(name)
-
-
-def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype: None (fp32) on CPU unless asked; fp16 on CUDA by default."""
-    if name == "auto":
-        return torch.float16 if device.type == "cuda" else None
-    if device.type == "cpu" and name == "fp16":
-        raise UserInputError("{precision} fp16 is not supported on the CPU; use fp32 or bf16.", "precision")
-    return {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
-
-
 def _file_identity(path: Path) -> str:
     stat = path.stat()
     return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
@@ -125,7 +101,9 @@ def load_segmentor(config: SegmentorConfig, cache: ModelCache | None = None) -> 
                       if config.upsampler_weights else None)
     key = ("clip", _file_identity(clip_path), upsampler_path and _file_identity(upsampler_path),
            config.quick_gelu, str(device))
-    weights = cache.get(key, lambda: _load_weights(clip_path, upsampler_path, config.quick_gelu, device))
+    label = {"clip_weights": str(clip_path), "upsampler_weights": upsampler_path and str(upsampler_path),
+             "activation": "quickgelu" if config.quick_gelu else "gelu", "device": str(device)}
+    weights = cache.get(key, lambda: _load_weights(clip_path, upsampler_path, config.quick_gelu, device), label)
     depth = weights.arch.vision_layers
     if not 1 <= config.attention_blocks <= depth:
         raise UserInputError(f"{{attention_blocks}} {config.attention_blocks} is out of range: the model has "

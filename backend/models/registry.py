@@ -34,13 +34,14 @@ class ModelPreset:
     stride: int = 112
     logit_scale: float = 50.0
     description: str = ""
+    modality: str = "optical"  # or "sar": the imagery the encoder was trained on
 
 
 MODEL_PRESETS: dict[str, ModelPreset] = {p.name: p for p in (
     ModelPreset("segearth-ov", "openai-vit-b-16", quick_gelu=True, prob_threshold=0.1,
                 description="SegEarth-OV: OpenAI CLIP ViT-B/16 + SimFeatUp + global bias alleviation (optical)"),
     ModelPreset("segearth-ov-sar", "alignearth-sar-vit-b-16", quick_gelu=False, attention="sclip",
-                attention_blocks=2, prob_threshold=0.0,
+                attention_blocks=2, prob_threshold=0.0, modality="sar",
                 description="SegEarth-OV-2 for SAR: AlignEarth encoder, SCLIP attention over 2 blocks"),
     *(ModelPreset(f"farslip{stage}-vit-b-{patch}", f"farslip{stage}-vit-b-{patch}", quick_gelu=True,
                   upsampler_weights=None, gba_lambda=0.0,

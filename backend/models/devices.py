@@ -1,0 +1,83 @@
+"""Compute devices: names to torch devices, autocast precision, free memory and running out of it."""
+from __future__ import annotations
+
+import gc
+
+import torch
+
+from backend.errors import UserInputError
+
+OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+
+def resolve_device(name: str) -> torch.device:
+    """The device by name, a GPU always with its index (so one GPU is one cache key)."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserInputError("{device} cuda was asked for but no CUDA GPU is visible; use cpu or auto.",
+                                 "device")
+        index = int(name.partition(":")[2] or torch.cuda.current_device())
+        if index >= torch.cuda.device_count():
+            raise UserInputError(f"{{device}} {name} does not exist: this machine has {torch.cuda.device_count()} "
+                                 "GPU(s), cuda:0 and up.", "device")
+        return torch.device("cuda", index)
+    return torch.device(name)
+
+
+def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype: None (fp32) on CPU unless asked; fp16 on CUDA by default."""
+    if name == "auto":
+        return torch.float16 if device.type == "cuda" else None
+    if device.type == "cpu" and name == "fp16":
+        raise UserInputError("{precision} fp16 is not supported on the CPU; use fp32 or bf16.", "precision")
+    return {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
+
+
+def free_memory_text(device: torch.device) -> str:
+    """" (3.1 GiB free of 79.1 GiB)" for a GPU, "" otherwise: for sentences about memory."""
+    if device.type != "cuda":
+        return ""
+    free, total = torch.cuda.mem_get_info(device)
+    return f" ({free / 2**30:.1f} GiB free of {total / 2**30:.1f} GiB)"
+
+
+def release_memory() -> None:
+    """Give memory held by dropped tensors back to the device."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def describe_devices() -> list[dict]:
+    """What this process can compute on: the CPU and each visible GPU with its memory."""
+    import os
+
+    devices = [{"name": "cpu", "kind": "cpu", "description": f"{os.cpu_count()} CPU cores",
+                "total_bytes": _physical_memory(), "free_bytes": _available_memory()}]
+    for index in range(torch.cuda.device_count() if torch.cuda.is_available() else 0):
+        free, total = torch.cuda.mem_get_info(index)
+        devices.append({"name": f"cuda:{index}", "kind": "cuda", "description": torch.cuda.get_device_name(index),
+                        "total_bytes": total, "free_bytes": free})
+    return devices
+
+
+def _physical_memory() -> int | None:
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None

@@ -1,0 +1,297 @@
+"""The FastAPI application: routes under /v1, bearer-token auth, errors as one sentence.
+
+Every route translates and delegates: validation is ``SegmentJob``'s, running is the
+worker's (``engine.run``), paths are checked by ``PathPolicy``.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import uuid
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.concurrency import run_in_threadpool
+
+from backend import __version__
+from backend.errors import UserInputError
+from backend.models.cache import ModelCache
+from backend.raster.files import remove_debris
+from backend.server.paths import PathPolicy
+from backend.server.schemas import (ErrorBody, Health, JobRequest, JobResult, JobStatus, ModelInfo, Submitted,
+                                    Upload)
+from backend.server.settings import ServiceSettings
+from backend.server.store import JobRecord, JobStore
+from backend.server.uploads import UploadTooLarge, receive_upload, remove_partial_uploads
+from backend.server.worker import STOPPED, Worker
+
+log = logging.getLogger("rsov.serve")
+EVENT_INTERVAL_S = 0.25
+
+_bearer = HTTPBearer(auto_error=False, description="the token printed at start and kept in RSOV_HOME/server/token")
+
+
+def _errors(*codes: int) -> dict:
+    return {code: {"model": ErrorBody} for code in codes}
+
+
+class Service:
+    """What the routes share: settings, job records, the worker and the path policy."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self.store = JobStore(settings.database)
+        self.worker = Worker(self.store, ModelCache(settings.model_capacity))
+        self.paths = PathPolicy(settings.output_roots, settings.home)
+        self._recover()
+
+    def _recover(self) -> None:
+        """Jobs a dead service left queued or running are interrupted; their scratch folders go."""
+        for record in self.store.unfinished():
+            self.store.update(record.id, state="interrupted", error=STOPPED,
+                              finished=datetime.now(timezone.utc).timestamp())
+            for folder in record.output_folders:
+                remove_debris(Path(folder))
+            log.warning("job %s was %s when the service stopped: interrupted", record.id, record.state)
+        remove_partial_uploads(self.settings.uploads)
+
+    def status(self, record: JobRecord) -> JobStatus:
+        live = None if record.final else self.worker.progress(record.id)
+        return JobStatus(id=record.id, kind=record.kind, state=record.state, submitted=_time(record.submitted),
+                         started=_time(record.started), finished=_time(record.finished),
+                         progress=live or record.progress or {"stage": "queued", "done_mp": 0, "total_mp": None,
+                                                              "mp_per_s": None, "eta_s": None},
+                         cancel_requested=not record.final and self.worker.cancel_requested(record.id),
+                         error=record.error, error_fields=record.error_fields, request=record.request)
+
+    def record(self, job_id: str) -> JobRecord:
+        record = self.store.get(job_id)
+        if record is None:
+            raise HTTPException(404, f"no job {job_id!r} on this service; GET /v1/jobs lists the recent ones.")
+        return record
+
+
+def _time(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc)
+
+
+def create_app(settings: ServiceSettings) -> FastAPI:
+    service = Service(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        service.worker.start()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(service.worker.stop)
+            service.store.close()
+
+    app = FastAPI(title="rs-openvocab", version=__version__, lifespan=lifespan, openapi_url=None, docs_url=None,
+                  redoc_url=None, description="Open-vocabulary segmentation of remote-sensing rasters, as jobs. "
+                                              "Every request needs 'Authorization: Bearer <token>'.")
+    app.state.service = service
+
+    def authorised(credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
+        if credentials is None or not secrets.compare_digest(credentials.credentials.encode(),
+                                                             settings.token.encode()):
+            raise HTTPException(401, "a valid bearer token is required: send 'Authorization: Bearer <token>' "
+                                     f"with the token in {settings.token_file} (or the one the service was "
+                                     "started with).", headers={"WWW-Authenticate": "Bearer"})
+
+    api = APIRouter(prefix="/v1", dependencies=[Depends(authorised)], responses=_errors(401))
+    _add_routes(api, service)
+    app.include_router(api)
+
+    @app.get("/v1/openapi.json", include_in_schema=False, dependencies=[Depends(authorised)])
+    def openapi() -> dict:
+        return app.openapi()
+
+    _add_error_handlers(app)
+    return app
+
+
+def _add_routes(api: APIRouter, service: Service) -> None:
+    settings = service.settings
+
+    @api.get("/health", response_model=Health, summary="version, devices and loaded models")
+    def health() -> Health:
+        from backend.models.devices import describe_devices, resolve_device
+
+        return Health(version=__version__, device=str(resolve_device("auto")), devices=describe_devices(),
+                      loaded_models=service.worker.models.describe(), queued_jobs=service.worker.queued(),
+                      running_job=service.worker.running)
+
+    @api.get("/models", response_model=list[ModelInfo], summary="the model presets and their weights")
+    def models() -> list[ModelInfo]:
+        from backend.models.registry import MODEL_PRESETS
+        from backend.weights import cached_path
+
+        presets = []
+        for preset in MODEL_PRESETS.values():
+            weights = []
+            for name in filter(None, (preset.clip_weights, preset.upsampler_weights)):
+                path = cached_path(name)
+                present = path.is_file()
+                weights.append({"name": name, "present": present, "bytes": path.stat().st_size if present else None,
+                                "path": str(path)})
+            presets.append(ModelInfo(name=preset.name, description=preset.description, modality=preset.modality,
+                                     weights=weights, ready=all(w["present"] for w in weights)))
+        return presets
+
+    @api.post("/jobs", status_code=202, response_model=Submitted, responses=_errors(422),
+              summary="submit a job; it runs after those before it")
+    def submit(request: JobRequest) -> Submitted:
+        from backend.jobs import JOB_KINDS
+
+        values = request.model_dump(exclude={"kind"})
+        job = service.paths.admit(JOB_KINDS[request.kind](**values))
+        job.validate()
+        record = JobRecord(id=uuid.uuid4().hex, kind=request.kind, request=request.model_dump(mode="json"),
+                           output_folders=sorted({str(path.parent) for path in job.outputs}))
+        service.worker.submit(record, job)
+        return Submitted(id=record.id, state="queued", url=f"/v1/jobs/{record.id}")
+
+    @api.get("/jobs", response_model=list[JobStatus], summary="recent jobs, newest first")
+    def jobs(limit: int = Query(50, ge=1, le=1000)) -> list[JobStatus]:
+        return [service.status(record) for record in service.store.recent(limit)]
+
+    @api.get("/jobs/{job_id}", response_model=JobStatus, responses=_errors(404), summary="a job's state and progress")
+    def job(job_id: str) -> JobStatus:
+        return service.status(service.record(job_id))
+
+    @api.delete("/jobs/{job_id}", status_code=202, response_model=JobStatus, responses=_errors(404, 409),
+                summary="cancel a job: a running one stops within one batch of windows and writes nothing")
+    def cancel(job_id: str) -> JobStatus:
+        record = service.record(job_id)
+        if record.final or not service.worker.cancel(job_id):
+            raise HTTPException(409, f"job {job_id} is {service.record(job_id).state}; only a queued or running "
+                                     "job can be cancelled.")
+        return service.status(service.record(job_id))
+
+    @api.get("/jobs/{job_id}/events", summary="the job's status as server-sent events until it finishes",
+             responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+                              "description": "'status' events, each a JobStatus as JSON"}, **_errors(404)})
+    async def events(job_id: str, request: Request):
+        from sse_starlette.sse import EventSourceResponse
+
+        service.record(job_id)
+
+        async def stream():
+            last = None
+            while not await request.is_disconnected():
+                status = service.status(await run_in_threadpool(service.record, job_id))
+                progress = status.progress
+                seen = (status.state, status.cancel_requested, progress and (progress.stage, progress.done_mp))
+                if seen != last:  # a new stage, more megapixels done, or a new state: not a new rate alone
+                    yield {"event": "status", "data": status.model_dump_json()}
+                    last = seen
+                if status.state not in ("queued", "running"):
+                    return
+                await asyncio.sleep(EVENT_INTERVAL_S)
+
+        return EventSourceResponse(stream())
+
+    @api.get("/jobs/{job_id}/result", response_model=JobResult, responses=_errors(404, 409),
+             summary="what a finished job wrote: files, per-class pixels and areas, polygons")
+    def result(job_id: str, max_polygons: int = Query(settings.max_polygons, ge=0, le=10**6,
+                                                      description="send the polygons inline up to this many")
+               ) -> JobResult:
+        record = service.record(job_id)
+        if record.state != "done":
+            raise HTTPException(409, f"job {job_id} is {record.state}; its result exists once its state is done.")
+        stored = record.result
+        polygons, omitted = None, False
+        polygon_file = next((f["path"] for f in stored["files"] if f["role"] == "out"), None)
+        if polygon_file is not None:
+            if stored["polygon_count"] > max_polygons:
+                omitted = True
+            elif Path(polygon_file).exists():
+                polygons = _geojson(Path(polygon_file))
+        return JobResult(id=record.id, kind=record.kind, polygons=polygons, polygons_omitted=omitted, **stored)
+
+    @api.post("/uploads", status_code=201, response_model=Upload, responses=_errors(413, 422),
+              summary="store a GeoTIFF sent as the request body on the service's disk",
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                  "image/tiff": {"schema": {"type": "string", "format": "binary"}}}}})
+    async def upload(request: Request, filename: str = Query(description="the file's name, ending in .tif or .tiff",
+                                                             max_length=200)) -> Upload:
+        path, size = await receive_upload(request, settings.uploads, filename, settings.max_upload_bytes)
+        return Upload(path=str(path), bytes=size)
+
+
+def _geojson(path: Path) -> dict:
+    import pyogrio
+
+    frame = pyogrio.read_dataframe(path)
+    if frame.crs is not None:
+        frame = frame.to_crs("OGC:CRS84")
+    return json.loads(frame.to_json(drop_id=True))
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(UserInputError)
+    async def user_input(request: Request, error: UserInputError) -> JSONResponse:
+        return JSONResponse({"error": error.render(), "fields": list(error.fields)}, status_code=422)
+
+    @app.exception_handler(UploadTooLarge)
+    async def too_large(request: Request, error: UploadTooLarge) -> JSONResponse:
+        return JSONResponse({"error": str(error), "fields": []}, status_code=413)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(error.detail), "fields": []}, status_code=error.status_code,
+                            headers=error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = error.errors()
+        return JSONResponse({"error": _sentence(problems[0]) if problems else "the request is not valid.",
+                             "fields": sorted({_field(p) for p in problems if _field(p)})}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, error: Exception) -> JSONResponse:
+        log.exception("%s %s failed", request.method, request.url.path)
+        return JSONResponse({"error": f"internal error ({type(error).__name__}); the service's log has the details.",
+                             "fields": []}, status_code=500)
+
+
+def _field(problem: dict) -> str:
+    """The body field a pydantic problem is about (its location after 'body' and the job kind)."""
+    from backend.server.schemas import JOB_REQUESTS
+
+    if problem.get("type", "").startswith("union_tag"):
+        return "kind"
+    location = [part for part in problem.get("loc", ()) if part not in ("body", "query", "path")]
+    if len(location) > 1 and location[0] in JOB_REQUESTS:
+        location = location[1:]
+    return str(location[0]) if location else ""
+
+
+def _sentence(problem: dict) -> str:
+    field, kind = _field(problem), problem.get("type", "")
+    if kind == "extra_forbidden":
+        return (f"{field} is not a field of this job; the fields are the CLI's long options in snake_case "
+                "(see /v1/openapi.json).")
+    if kind == "union_tag_invalid":
+        from backend.server.schemas import JOB_REQUESTS
+
+        return f"kind {problem.get('input', {}).get('kind')!r} is not a job kind; use {', '.join(JOB_REQUESTS)}."
+    if kind == "union_tag_not_found":
+        return "kind is missing; give the job kind, e.g. \"kind\": \"segment\"."
+    if kind == "missing":
+        return f"{field} is missing; give it."
+    if kind in ("json_invalid", "model_attributes_type"):
+        return ("the request body is not a JSON object; send the job's fields as JSON with "
+                "'Content-Type: application/json'.")
+    value = problem.get("input")
+    shown = f" {value!r}" if isinstance(value, (str, int, float, bool)) else ""
+    return f"{field or 'the request'}{shown}: {problem.get('msg', 'invalid').lower()}."

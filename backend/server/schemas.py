@@ -1,0 +1,177 @@
+"""The service's request and response bodies: the OpenAPI contract with the plugin and scripts.
+
+A job request is ``{"kind": ..., fields}``; the fields of a kind are its job's fields (the
+CLI's long options in snake_case). A new kind of job is a new request model in
+``JOB_REQUESTS``, not a new route.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from backend.raster.tiling import DEFAULT_STRIP_WIDTH
+from backend.server.store import STATES
+
+State = Literal[STATES]  # type: ignore[valid-type]
+
+
+class SegmentRequest(BaseModel):
+    """``rsov segment``'s options as JSON: the same names, values and checks."""
+
+    model_config = ConfigDict(extra="forbid", title="SegmentJob")
+
+    kind: Literal["segment"] = Field(description="the job kind")
+    raster: str = Field(description="absolute path of the raster on the service's machine (GeoTIFF, COG, VRT, "
+                                    "JP2, ...), or a path returned by POST /v1/uploads")
+    classes: Union[str, list[str]] = Field(
+        description='classes in order (class raster values 0, 1, ...): "background; building,roof,house; road" '
+                    '(";" between classes, "," between synonyms) or a list ["background", "building,roof,house"]')
+    out_raster: str | None = Field(None, description="class raster to write (COG, uint8, nodata 255)")
+    out: str | None = Field(None, description="polygons to write: .gpkg, .shp, .geojson or .fgb")
+    out_probs: str | None = Field(None, description="probability raster to write (COG, float32, band i = class i)")
+    preview: str | None = Field(None, description="PNG preview of the classes beside the image")
+    overwrite: bool = Field(False, description="replace existing outputs")
+    bands: Union[list[int], str, None] = Field(None, description="1-based bands as R,G,B, e.g. [4, 3, 2]")
+    stretch: Union[list[float], str, None] = Field(None, description="[MIN, MAX] for all bands or per band "
+                                                                     "(default: 2-98 percentiles for non-uint8)")
+    aoi: str | None = Field(None, description="area of interest: 'XMIN,YMIN,XMAX,YMAX', a WKT geometry, or the "
+                                              "absolute path of a vector file")
+    aoi_layer: str | None = Field(None, description="layer of the aoi file (default: the first)")
+    aoi_crs: str | None = Field(None, description="CRS of aoi, e.g. EPSG:4326 or WKT (default: the file's own, "
+                                                  "else the raster's)")
+    gsd: float | None = Field(None, description="resample on read to this ground sampling distance, metres")
+    resize_long_side: int | None = Field(None, description="resample on read so the area's long side has this "
+                                                           "many pixels")
+    keep_gsd: bool = Field(False, description="write rasters at the resampled grid, not the input's")
+    simplify: float = Field(0.0, description="simplify polygons by this tolerance in pixels, keeping shared edges")
+    min_area: float = Field(0.0, description="drop polygons smaller than this, m²")
+    fill_holes: float = Field(0.0, description="fill holes smaller than this, m²")
+    out_crs: str | None = Field(None, description="CRS of the polygons (default: the raster's)")
+    model: str = Field("segearth-ov", description="model preset (GET /v1/models)")
+    dataset_preset: str | None = Field(None, description="threshold/background preset of a benchmark dataset")
+    clip_weights: str | None = Field(None, description="CLIP checkpoint: absolute file path or registry name")
+    upsampler_weights: str | None = Field(None, description="SimFeatUp checkpoint: absolute file path or registry "
+                                                            "name")
+    no_upsampler: bool = Field(False, description="bilinear logits instead of SimFeatUp")
+    attention: str | None = Field(None, description="dense attention: segearth, sclip, clearclip or vanilla")
+    attention_blocks: int | None = Field(None, description="how many last blocks use dense attention")
+    activation: str | None = Field(None, description="quickgelu or gelu (default: the preset's)")
+    gba_lambda: float | None = Field(None, description="global bias alleviation weight (default -0.3)")
+    prob_threshold: float | None = Field(None, description="pixels below this probability (0-1) become background")
+    background_index: int | None = Field(None, description="class index given to low-probability pixels")
+    window: int | None = Field(None, description="slide window size in pixels (default 224)")
+    stride: int | None = Field(None, description="slide stride in pixels (default 112)")
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
+    precision: str = Field("auto", description="auto, fp32, fp16 or bf16 (auto: fp32 on CPU, fp16 on GPU)")
+    batch_size: int = Field(8, description="windows per model call (halved by itself if the GPU runs out of "
+                                           "memory)")
+    strip_width: int = Field(DEFAULT_STRIP_WIDTH, description="process wider rasters in column strips of this "
+                                                              "width (bounds memory)")
+    offline: bool = Field(False, description="never download weights")
+
+
+JOB_REQUESTS = {"segment": SegmentRequest}
+JobRequest = Annotated[Union[tuple(JOB_REQUESTS.values())], Field(discriminator="kind")]  # type: ignore[valid-type]
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="one sentence naming the input and the fix")
+    fields: list[str] = Field(default_factory=list, description="the request fields the sentence is about")
+
+
+class Submitted(BaseModel):
+    id: str
+    state: State
+    url: str = Field(description="the job's status")
+
+
+class Progress(BaseModel):
+    stage: str = Field(description="queued, loading model, encoding classes, segmenting, vectorizing or writing")
+    done_mp: float = Field(description="megapixels segmented")
+    total_mp: float | None = Field(description="megapixels to segment (known once the job runs)")
+    mp_per_s: float | None = Field(description="segmenting rate")
+    eta_s: float | None = Field(description="seconds of segmenting left")
+
+
+class JobStatus(BaseModel):
+    id: str
+    kind: str
+    state: State
+    submitted: datetime
+    started: datetime | None
+    finished: datetime | None
+    progress: Progress | None
+    cancel_requested: bool
+    error: str | None = Field(description="why the job failed, was cancelled or was interrupted")
+    error_fields: list[str] = Field(description="the request fields the error is about")
+    request: dict = Field(description="the request as submitted")
+
+
+class OutputFile(BaseModel):
+    role: str = Field(description="the request field that named it: out_raster, out_probs, out or preview")
+    path: str
+    bytes: int | None = Field(description="its size when the job finished")
+
+
+class ClassResult(BaseModel):
+    index: int = Field(description="its value in the class raster")
+    name: str
+    synonyms: list[str]
+    pixels: int = Field(description="pixels of the working grid given this class")
+    area_m2: float | None = Field(description="their area (None without a CRS on the ground)")
+
+
+class JobResult(BaseModel):
+    id: str
+    kind: str
+    files: list[OutputFile]
+    classes: list[ClassResult]
+    megapixels: float
+    seconds: float
+    mp_per_s: float
+    windows: int
+    device: str
+    polygon_count: int | None = Field(description="polygons written to out (None when out was not asked for)")
+    polygons: dict | None = Field(description="the polygons as a GeoJSON FeatureCollection in longitude/latitude "
+                                              "(pixel coordinates for a raster without CRS), when there are at "
+                                              "most max_polygons of them")
+    polygons_omitted: bool = Field(description="true when there were more than max_polygons: read the file instead")
+
+
+class Upload(BaseModel):
+    path: str = Field(description="where the file is on the service's machine: give it as a job's raster")
+    bytes: int
+
+
+class DeviceInfo(BaseModel):
+    name: str = Field(description="cpu or cuda:N")
+    kind: str
+    description: str
+    total_bytes: int | None
+    free_bytes: int | None
+
+
+class Health(BaseModel):
+    version: str
+    device: str = Field(description="the device jobs with device 'auto' run on")
+    devices: list[DeviceInfo]
+    loaded_models: list[dict] = Field(description="models resident in memory, least recently used first")
+    queued_jobs: int
+    running_job: str | None
+
+
+class WeightsInfo(BaseModel):
+    name: str
+    present: bool = Field(description="in the local weights cache")
+    bytes: int | None = Field(description="size of the local file")
+    path: str = Field(description="where the cache keeps it")
+
+
+class ModelInfo(BaseModel):
+    name: str
+    description: str
+    modality: Literal["optical", "sar"]
+    weights: list[WeightsInfo]
+    ready: bool = Field(description="every weights file is present: runs offline")

@@ -1,0 +1,73 @@
+"""Rasters sent by a client on another disk: streamed to the service's disk under a size limit."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from pathlib import Path
+
+from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
+
+from backend.errors import UserInputError
+
+PARTIAL_PREFIX = ".partial-"
+SUFFIXES = (".tif", ".tiff")
+
+
+class UploadTooLarge(Exception):
+    """The body is larger than the service takes (HTTP 413)."""
+
+
+async def receive_upload(request: Request, folder: Path, filename: str, limit: int) -> tuple[Path, int]:
+    """Write the request body to ``folder/<id>/<filename>``; the file appears only once whole and readable."""
+    name = Path(filename).name
+    if not re.fullmatch(r"[\w .()+-]+", name) or not name.lower().endswith(SUFFIXES):
+        raise UserInputError(f"filename {filename!r} must be a plain file name ending in .tif or .tiff; rename "
+                             "the file.", "filename")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise UploadTooLarge(_too_large(int(declared), limit))
+    target = folder / uuid.uuid4().hex / name
+    target.parent.mkdir(parents=True)
+    partial = target.with_name(PARTIAL_PREFIX + name)
+    size = 0
+    try:
+        with open(partial, "wb") as handle:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise UploadTooLarge(_too_large(size, limit))
+                handle.write(chunk)
+        await run_in_threadpool(_check_raster, partial, name)
+        os.replace(partial, target)
+    except BaseException:
+        shutil.rmtree(target.parent, ignore_errors=True)
+        raise
+    return target, size
+
+
+def _too_large(size: int, limit: int) -> str:
+    return (f"the upload is larger than the service takes ({size / 2**20:.0f} MB > {limit / 2**20:.0f} MB); "
+            "give the file's path on the service's machine instead, or start the service with a larger "
+            "--max-upload-mb.")
+
+
+def _check_raster(path: Path, name: str) -> None:
+    from rasterio.errors import RasterioIOError
+
+    from backend.raster.files import open_raster
+
+    try:
+        with open_raster(path) as raster:
+            raster.profile  # noqa: B018 - reading the header is the check
+    except RasterioIOError:
+        raise UserInputError(f"the upload {name} is not a raster GDAL can read; send a GeoTIFF.", "filename") \
+            from None
+
+
+def remove_partial_uploads(folder: Path) -> None:
+    """Uploads a dead service left half-received."""
+    for partial in folder.glob(f"*/{PARTIAL_PREFIX}*"):
+        shutil.rmtree(partial.parent, ignore_errors=True)

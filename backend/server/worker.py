@@ -1,0 +1,178 @@
+"""The one thread that owns the device: runs jobs in the order they came, keeps models loaded between them."""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+from backend.errors import Cancelled, UserInputError
+from backend.models.cache import ModelCache
+from backend.server.store import JobRecord, JobStore
+
+log = logging.getLogger("rsov.serve")
+CANCELLED = "cancelled; nothing was written."
+STOPPED = "the service stopped before this job finished; nothing was written: submit it again."
+
+
+@dataclass
+class LiveProgress:
+    """Progress of the running job, with the rate and time left of its segmenting stage."""
+
+    stage: str = "queued"
+    done: float = 0.0  # megapixels
+    total: float | None = None
+    segmenting_since: float | None = None
+    segmenting_until: float | None = None  # the rate stays that of the segmenting stage once it is over
+    segmented_at_start: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def report(self, stage: str, done: float, total: float) -> None:
+        with self.lock:
+            if stage == "segmenting" and self.segmenting_since is None:
+                self.segmenting_since, self.segmented_at_start = time.monotonic(), done
+            if stage != "segmenting" and self.stage == "segmenting":
+                self.segmenting_until = time.monotonic()
+            self.stage, self.done, self.total = stage, done, total
+
+    def snapshot(self) -> dict:
+        with self.lock:
+            rate = eta = None
+            if self.segmenting_since is not None:
+                elapsed = (self.segmenting_until or time.monotonic()) - self.segmenting_since
+                if elapsed > 0 and self.done > self.segmented_at_start:
+                    rate = (self.done - self.segmented_at_start) / elapsed
+                    eta = (self.total - self.done) / rate if self.stage == "segmenting" else 0.0
+            return {"stage": self.stage, "done_mp": self.done, "total_mp": self.total, "mp_per_s": rate,
+                    "eta_s": eta}
+
+
+class Worker:
+    """Runs submitted jobs one at a time through ``engine.run`` with one model cache."""
+
+    def __init__(self, store: JobStore, models: ModelCache) -> None:
+        self.store = store
+        self.models = models
+        self._queue: queue.Queue = queue.Queue()
+        self._stopping = threading.Event()
+        self._cancel: dict[str, threading.Event] = {}
+        self._live: dict[str, LiveProgress] = {}
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="rsov-worker", daemon=True)
+        self.running: str | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop taking jobs; the running one stops within a batch of windows and is marked interrupted."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def submit(self, record: JobRecord, job) -> None:
+        with self._lock:
+            self._cancel[record.id] = threading.Event()
+            self._live[record.id] = LiveProgress()
+        self.store.add(record)
+        self._queue.put((record.id, job))
+
+    def cancel(self, job_id: str) -> bool:
+        """Ask a queued or running job to stop; False when it is not waiting or running here."""
+        with self._lock:
+            event = self._cancel.get(job_id)
+            if event is None:
+                return False
+            event.set()
+            if self.running != job_id:  # still queued: cancelled now, the worker skips it
+                self._finish(job_id, "cancelled", error=CANCELLED)
+            return True
+
+    def cancel_requested(self, job_id: str) -> bool:
+        with self._lock:
+            event = self._cancel.get(job_id)
+            return event is not None and event.is_set()
+
+    def progress(self, job_id: str) -> dict | None:
+        with self._lock:
+            live = self._live.get(job_id)
+        return None if live is None else live.snapshot()
+
+    def queued(self) -> int:
+        return self._queue.qsize()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                job_id, job = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            with self._lock:
+                cancel = self._cancel.get(job_id)
+                if cancel is None or cancel.is_set():
+                    continue
+                self.running = job_id
+            try:
+                self._run_one(job_id, job)
+            finally:
+                with self._lock:
+                    self.running = None
+        while True:  # jobs still queued when the service stops
+            try:
+                job_id, _ = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            with self._lock:
+                if job_id in self._cancel:
+                    self._finish(job_id, "interrupted", error=STOPPED)
+
+    def _run_one(self, job_id: str, job) -> None:
+        from backend.engine import run
+
+        cancel, live = self._cancel[job_id], self._live[job_id]
+        self.store.update(job_id, state="running", started=time.time())
+        log.info("job %s: running", job_id)
+        try:
+            result = run(job, live.report, lambda: cancel.is_set() or self._stopping.is_set(), self.models)
+        except Cancelled:
+            with self._lock:
+                if cancel.is_set():
+                    self._finish(job_id, "cancelled", error=CANCELLED)
+                else:
+                    self._finish(job_id, "interrupted", error=STOPPED)
+        except UserInputError as error:
+            with self._lock:
+                self._finish(job_id, "failed", error=error.render(), error_fields=list(error.fields))
+        except Exception as error:  # noqa: BLE001 - a job's failure must not stop the service
+            log.exception("job %s failed", job_id)
+            with self._lock:
+                self._finish(job_id, "failed", error=f"internal error ({type(error).__name__}: {error}); the "
+                                                     "service's log has the details.")
+        else:
+            with self._lock:
+                self._finish(job_id, "done", result=result_record(job, result))
+
+    def _finish(self, job_id: str, state: str, **values) -> None:
+        """Record a final state (the caller holds the lock); the job leaves the live tables."""
+        live = self._live.pop(job_id, None)
+        self._cancel.pop(job_id, None)
+        self.store.update(job_id, state=state, finished=time.time(),
+                          progress=live.snapshot() if live is not None else None, **values)
+        log.info("job %s: %s%s", job_id, state, f": {values['error']}" if values.get("error") else "")
+
+
+def result_record(job, result) -> dict:
+    """What a finished segment job wrote and found, as stored with its record."""
+    files = []
+    for role in ("out_raster", "out_probs", "out", "preview"):
+        path = getattr(job, role)
+        if path is not None:
+            files.append({"role": role, "path": str(path), "bytes": path.stat().st_size if path.exists() else None})
+    areas = result.class_areas_m2 or [None] * len(result.class_names)
+    classes = [{"index": index, "name": name, "synonyms": list(words), "pixels": pixels, "area_m2": area}
+               for index, (name, words, pixels, area) in enumerate(zip(result.class_names, job.classes.synonyms,
+                                                                        result.pixel_counts, areas))]
+    return {"files": files, "classes": classes, "megapixels": result.megapixels, "seconds": result.seconds,
+            "mp_per_s": result.megapixels_per_second, "windows": result.windows, "device": result.device,
+            "polygon_count": result.polygon_count}
