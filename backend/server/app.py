@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend import __version__
 from backend.errors import UserInputError
@@ -92,7 +93,6 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             yield
         finally:
             await run_in_threadpool(service.worker.stop)
-            service.store.close()
 
     app = FastAPI(title="rs-openvocab", version=__version__, lifespan=lifespan, openapi_url=None, docs_url=None,
                   redoc_url=None, description="Open-vocabulary segmentation of remote-sensing rasters, as jobs. "
@@ -146,7 +146,7 @@ def _add_routes(api: APIRouter, service: Service) -> None:
                                      weights=weights, ready=all(w["present"] for w in weights)))
         return presets
 
-    @api.post("/jobs", status_code=202, response_model=Submitted, responses=_errors(422),
+    @api.post("/jobs", status_code=202, response_model=Submitted, responses=_errors(400, 422),
               summary="submit a job; it runs after those before it")
     def submit(request: JobRequest) -> Submitted:
         from backend.jobs import JOB_KINDS
@@ -220,8 +220,7 @@ def _add_routes(api: APIRouter, service: Service) -> None:
     @api.post("/uploads", status_code=201, response_model=Upload, responses=_errors(413, 422),
               summary="store a GeoTIFF sent as the request body on the service's disk",
               openapi_extra={"requestBody": {"required": True, "content": {
-                  "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-                  "image/tiff": {"schema": {"type": "string", "format": "binary"}}}}})
+                  "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
     async def upload(request: Request, filename: str = Query(description="the file's name, ending in .tif or .tiff",
                                                              max_length=200)) -> Upload:
         path, size = await receive_upload(request, settings.uploads, filename, settings.max_upload_bytes)
@@ -246,10 +245,16 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def too_large(request: Request, error: UploadTooLarge) -> JSONResponse:
         return JSONResponse({"error": str(error), "fields": []}, status_code=413)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(error.detail), "fields": []}, status_code=error.status_code,
-                            headers=error.headers)
+    @app.exception_handler(StarletteHTTPException)  # also the router's own 404 and 405
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        sentence = str(error.detail)
+        if error.status_code == 400:  # a body that is not even text
+            sentence = "the request body cannot be read as JSON; send the job's fields as UTF-8 JSON."
+        elif error.status_code == 404 and sentence == "Not Found":
+            sentence = f"{request.url.path} is not a route of this service; the routes are under /v1."
+        elif error.status_code == 405:
+            sentence = f"{request.method} is not a method of {request.url.path}; see /v1/openapi.json."
+        return JSONResponse({"error": sentence, "fields": []}, status_code=error.status_code, headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:

@@ -45,6 +45,8 @@ def serve(host: str, port: int, token: str | None, output_roots: list[Path], max
     try:
         config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5, lifespan="on")
         uvicorn.Server(config).run(sockets=[listener])
+    except KeyboardInterrupt:  # uvicorn shut down gracefully, then passes SIGINT/SIGTERM on: a clean stop
+        pass
     finally:
         info.unlink(missing_ok=True)
         os.close(lock)

@@ -12,7 +12,7 @@ from backend.models.cache import ModelCache
 from backend.server.store import JobRecord, JobStore
 
 log = logging.getLogger("rsov.serve")
-CANCELLED = "cancelled; nothing was written."
+CANCELLED = "cancelled by request; nothing was written."
 STOPPED = "the service stopped before this job finished; nothing was written: submit it again."
 
 
@@ -59,16 +59,20 @@ class Worker:
         self._cancel: dict[str, threading.Event] = {}
         self._live: dict[str, LiveProgress] = {}
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="rsov-worker", daemon=True)
+        self._thread: threading.Thread | None = None
         self.running: str | None = None
 
     def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="rsov-worker", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop taking jobs; the running one stops within a batch of windows and is marked interrupted."""
         self._stopping.set()
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout)
 
     def submit(self, record: JobRecord, job) -> None:
