@@ -65,6 +65,8 @@ class Service:
 
     def status(self, record: JobRecord) -> JobStatus:
         live = None if record.final else self.worker.progress(record.id)
+        if live is None and not record.final:  # it finished between the two reads
+            record = self.store.get(record.id) or record
         return JobStatus(id=record.id, kind=record.kind, state=record.state, submitted=_time(record.submitted),
                          started=_time(record.started), finished=_time(record.finished),
                          progress=live or record.progress or {"stage": "queued", "done_mp": 0, "total_mp": None,
@@ -160,11 +162,11 @@ def _add_routes(api: APIRouter, service: Service) -> None:
         return Submitted(id=record.id, state="queued", url=f"/v1/jobs/{record.id}")
 
     @api.get("/jobs", response_model=list[JobStatus], summary="recent jobs, newest first")
-    def jobs(limit: int = Query(50, ge=1, le=1000)) -> list[JobStatus]:
+    async def jobs(limit: int = Query(50, ge=1, le=1000)) -> list[JobStatus]:  # quick reads: no thread hop
         return [service.status(record) for record in service.store.recent(limit)]
 
     @api.get("/jobs/{job_id}", response_model=JobStatus, responses=_errors(404), summary="a job's state and progress")
-    def job(job_id: str) -> JobStatus:
+    async def job(job_id: str) -> JobStatus:
         return service.status(service.record(job_id))
 
     @api.delete("/jobs/{job_id}", status_code=202, response_model=JobStatus, responses=_errors(404, 409),

@@ -23,7 +23,7 @@ class UploadTooLarge(Exception):
 async def receive_upload(request: Request, folder: Path, filename: str, limit: int) -> tuple[Path, int]:
     """Write the request body to ``folder/<id>/<filename>``; the file appears only once whole and readable."""
     name = Path(filename).name
-    if not re.fullmatch(r"[\w .()+-]+", name) or not name.lower().endswith(SUFFIXES):
+    if not re.fullmatch(r"[\w .()+-]+", name) or name.startswith(".") or not name.lower().endswith(SUFFIXES):
         raise UserInputError(f"filename {filename!r} must be a plain file name ending in .tif or .tiff; rename "
                              "the file.", "filename")
     declared = request.headers.get("content-length")

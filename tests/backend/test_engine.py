@@ -294,3 +294,31 @@ def test_a_failed_load_keeps_the_resident_model():
     assert cache.get("a", lambda: "reloaded") is resident and cache.loads == 1
     cache.get("b", lambda: "model b")
     assert cache.keys() == ["b"] and cache.loads == 2  # capacity 1: a was evicted after b loaded
+
+
+def test_a_load_that_runs_out_of_device_memory_evicts_the_least_recently_used_model():
+    import torch
+
+    from backend.errors import DeviceMemoryError
+
+    cache = ModelCache(capacity=3)
+    cache.get("a", lambda: "model a", {"name": "a"})
+    cache.get("b", lambda: "model b", {"name": "b"})
+    attempts = []
+
+    def needs_room():
+        attempts.append(len(cache._items))
+        if len(cache._items) > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return "model c"
+
+    assert cache.get("c", needs_room, {"name": "c"}) == "model c"
+    assert attempts == [2, 1] and cache.keys() == ["b", "c"]
+    assert cache.describe() == [{"name": "b"}, {"name": "c"}]
+
+    def never_fits():
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    with pytest.raises(DeviceMemoryError, match="does not fit in the device's free memory"):
+        cache.get("d", never_fits)
+    assert cache.keys() == []

@@ -113,3 +113,37 @@ def test_reader_errors_reach_the_caller():
 
 def test_window_count_matches_the_slide_grid():
     assert total_windows(1010, 300, 224, 112, 8192) == len(slide_windows(1010, 300))
+
+
+class ScarceMemory:
+    """A segmentor whose device runs out of memory for batches above ``fits`` windows, as a GPU does."""
+
+    def __init__(self, model, fits: int) -> None:
+        self.model, self.fits, self.batches = model, fits, []
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def logits(self, windows, prompts):
+        if windows.shape[0] > self.fits:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        self.batches.append(windows.shape[0])
+        return self.model.logits(windows, prompts)
+
+
+def test_a_batch_that_runs_out_of_memory_is_halved_and_the_result_is_unchanged():
+    model = segmentor(tiny_clip())
+    pixels = np.random.default_rng(3).integers(0, 256, (3, 340, 560), dtype=np.uint8)  # 2 rows of 4 windows
+    reference = streamed(model, pixels, batch_size=8)
+    scarce = ScarceMemory(model, fits=2)
+    assert torch.equal(streamed(scarce, pixels, batch_size=8), reference)
+    assert set(scarce.batches) == {2}  # halved twice at the first batch, then kept at 2
+
+
+def test_a_single_window_that_does_not_fit_is_one_sentence():
+    from backend.errors import DeviceMemoryError
+
+    with pytest.raises(DeviceMemoryError) as error:
+        streamed(ScarceMemory(segmentor(tiny_clip()), fits=0), np.zeros((3, 224, 224), np.uint8), batch_size=4)
+    assert str(error.value) == ("one 224-pixel window does not fit in the memory of cpu; use precision fp16, "
+                                "a smaller window, or device cpu.")
