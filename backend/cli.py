@@ -130,7 +130,7 @@ def _segment(args: argparse.Namespace) -> int:
         if args.quiet or (bar is None and stage != "segmenting"):
             return  # the bar's rate and time left are about the model's work, not the loading
         if bar is None:
-            bar = tqdm(total=total, unit="MP", dynamic_ncols=True,
+            bar = tqdm(total=total, unit="MP", desc=stage, dynamic_ncols=True,
                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.2f}/{total:.2f} MP "
                                   "[{elapsed}<{remaining}, {rate_noinv_fmt}]")
         if bar.desc != stage:

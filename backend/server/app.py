@@ -302,3 +302,18 @@ def _sentence(problem: dict) -> str:
     value = problem.get("input")
     shown = f" {value!r}" if isinstance(value, (str, int, float, bool)) else ""
     return f"{field or 'the request'}{shown}: {problem.get('msg', 'invalid').lower()}."
+
+
+def openapi_schema() -> dict:
+    """The service's OpenAPI schema, as a client sees it at /v1/openapi.json."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as home:
+        app = create_app(ServiceSettings(home=Path(home), token="unused"))
+        schema = app.openapi()
+        app.state.service.store.close()
+    return schema
+
+
+if __name__ == "__main__":  # python -m backend.server.app > docs/openapi.json
+    print(json.dumps(openapi_schema(), indent=1, ensure_ascii=False))

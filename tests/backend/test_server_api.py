@@ -54,3 +54,12 @@ def _no_server_error(ctx: CheckContext, response, case) -> bool:
 def test_no_request_gets_a_server_error_or_a_traceback(case):
     case.call_and_validate(headers=AUTH, checks=[_no_server_error, status_code_conformance,
                                                  content_type_conformance, response_schema_conformance])
+
+
+def test_the_published_openapi_schema_is_the_services():
+    import json
+
+    from backend.server.app import openapi_schema
+
+    published = json.loads((Path(__file__).resolve().parents[2] / "docs" / "openapi.json").read_text())
+    assert published == openapi_schema(), "the API changed: .venv/bin/python -m backend.server.app > docs/openapi.json"
