@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from backend.errors import Cancelled, UserInputError
+from backend.errors import Cancelled, DeviceMemoryError, UserInputError
 from backend.jobs import SegmentJob
 from backend.models.cache import ModelCache
 from backend.raster.files import (LOW_SPACE_BYTES, Staging, disk_errors, ensure_free_space, open_raster,
@@ -66,9 +66,15 @@ def run(job, progress: Progress | None = None, should_stop: Callable[[], bool] |
     if runner is None:
         raise UserInputError(f"unknown job kind {getattr(job, 'kind', type(job).__name__)!r}; "
                              f"use one of {', '.join(_RUNNERS)}.", "kind")
+    from backend.models.devices import OUT_OF_MEMORY
+
     cache = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": GDAL_CACHE_BYTES}
     with rasterio.Env(**cache):
-        return runner(job, progress, should_stop, models)
+        try:
+            return runner(job, progress, should_stop, models)
+        except OUT_OF_MEMORY:  # outside the model calls, which halve their batches themselves
+            raise DeviceMemoryError("the device ran out of memory; give a smaller {strip_width} or {batch_size}, "
+                                    "or {device} cpu.", "strip_width", "batch_size", "device") from None
 
 
 def _segment(job: SegmentJob, progress: Progress | None, should_stop: Callable[[], bool] | None,
@@ -97,7 +103,12 @@ def _segment(job: SegmentJob, progress: Progress | None, should_stop: Callable[[
     with Staging() as staging:
         scratch = staging.scratch(job.outputs[0].parent)
         with disk_errors(job.outputs[0]):
-            stats = _infer(job, source, segmentor, prompts, config, scratch, window_progress, should_stop)
+            try:
+                stats = _infer(job, source, segmentor, prompts, config, scratch, window_progress, should_stop)
+            except DeviceMemoryError:
+                if not _make_room(models):
+                    raise
+                stats = _infer(job, source, segmentor, prompts, config, scratch, window_progress, should_stop)
         if stats.valid_pixels == 0:
             raise UserInputError(f"{job.raster} has no valid pixels in the area to segment (all nodata or outside "
                                  "{aoi}); choose another area or check the raster's nodata value.", "aoi")
@@ -120,11 +131,27 @@ def _segment(job: SegmentJob, progress: Progress | None, should_stop: Callable[[
             raise Cancelled("cancelled")
         report("writing", megapixels, megapixels)
         _write_outputs(job, source, rasters, frame, staging)
+        if should_stop is not None and should_stop():  # the last moment a cancel can keep the targets as they were
+            raise Cancelled("cancelled")
         staging.commit()
     return SegmentResult(job.classes.names, stats.counts.astype(int).tolist(),
                          stats.areas.tolist() if on_the_ground(source.crs) else None, windows,
                          time.perf_counter() - started, megapixels, str(segmentor.device), job.outputs,
                          None if frame is None else len(frame))
+
+
+def _make_room(models: ModelCache | None) -> bool:
+    """Drop every resident model but this job's (the most recently used) from device memory; False if none."""
+    from backend.models.cache import shared_cache
+    from backend.models.devices import release_memory
+
+    cache = shared_cache() if models is None else models
+    if len(cache.keys()) < 2:
+        return False
+    cache.shrink_to(1)
+    release_memory()
+    log.warning("out of device memory with one window per batch: other resident models were dropped; retrying.")
+    return True
 
 
 def _write_outputs(job: SegmentJob, source: RasterSource, rasters: dict[str, Path], frame,

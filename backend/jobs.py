@@ -15,7 +15,7 @@ from typing import ClassVar
 from backend.errors import UserInputError, blame
 from backend.prompts import ClassList, parse_class_lines, parse_inline_classes
 from backend.raster.aoi import is_file
-from backend.raster.files import same_file
+from backend.raster.files import file_parts, same_file
 from backend.raster.tiling import DEFAULT_STRIP_WIDTH
 
 MAX_CLASSES = 255  # class values 0-254 in the uint8 class raster; 255 is nodata
@@ -30,6 +30,8 @@ BOOL_FIELDS = ("overwrite", "keep_gsd", "no_upsampler", "offline")
 TEXT_FIELDS = ("aoi", "aoi_layer", "aoi_crs", "out_crs", "model", "dataset_preset", "clip_weights",
                "upsampler_weights", "attention", "activation", "device", "precision")
 PATH_FIELDS = ("raster", "out_raster", "out", "out_probs", "preview")
+OUTPUT_FIELDS = ("out_raster", "out_probs", "out", "preview")
+MAX_PATH_BYTES = 4096
 
 
 def _typed(name: str, value):
@@ -41,7 +43,7 @@ def _typed(name: str, value):
     if name in PATH_FIELDS:
         if not isinstance(value, (str, Path)) or not str(value):
             raise UserInputError(f"{{{name}}} must be a file path.", name)
-        return Path(value).expanduser()
+        return checked_path(name, value)
     if name in INT_FIELDS and (isinstance(value, bool) or not isinstance(value, int)):
         raise UserInputError(f"{{{name}}} {value!r} must be a whole number.", name)
     if name in FLOAT_FIELDS:
@@ -55,6 +57,20 @@ def _typed(name: str, value):
     if name in ("bands", "stretch"):
         return _numbers(name, value, int if name == "bands" else float)
     return value
+
+
+def checked_path(name: str, value: str | Path) -> Path:
+    """``value`` as a path (``~`` expanded), or an error naming the field if no file could have that name."""
+    text = str(value)
+    if "\0" in text or len(text.encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES or any(
+            len(part.encode("utf-8", "surrogateescape")) > 255 for part in Path(text).parts):
+        raise UserInputError(f"{{{name}}} {text[:80]!r}{'…' if len(text) > 80 else ''} is not a usable file name "
+                             "(a NUL character, or a name too long); give another path.", name)
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:  # ~user of no such user
+        raise UserInputError(f"{{{name}}} {text!r} names the home folder of an unknown user; give the full path.",
+                             name) from None
 
 
 def parse_numbers(value, kind: type) -> tuple:
@@ -168,7 +184,7 @@ class SegmentJob:
 
     @property
     def outputs(self) -> list[Path]:
-        return [p for p in (self.out_raster, self.out_probs, self.out, self.preview) if p is not None]
+        return [getattr(self, name) for name in OUTPUT_FIELDS if getattr(self, name) is not None]
 
     # -- validation ----------------------------------------------------------------------------
     def validate(self) -> None:
@@ -228,8 +244,7 @@ class SegmentJob:
         if self.out_raster is None and self.out is None:
             raise UserInputError("no output was asked for; give {out_raster} CLASSES.tif and/or {out} POLYGONS.gpkg.",
                                  "out_raster", "out")
-        named = [(name, getattr(self, name)) for name in ("out_raster", "out_probs", "out", "preview")
-                 if getattr(self, name) is not None]
+        named = [(name, getattr(self, name)) for name in OUTPUT_FIELDS if getattr(self, name) is not None]
         for index, (name, path) in enumerate(named):
             for other, other_path in named[:index]:
                 if same_file(path, other_path):
@@ -250,8 +265,9 @@ class SegmentJob:
                                          "choose another file name.", name)
             if path.exists() and not path.is_file():
                 raise UserInputError(f"{{{name}}} {path} is a folder, not a file; give a file name.", name)
-            if path.exists() and not self.overwrite:
-                raise UserInputError(f"{{{name}}} {path} already exists; pass {{overwrite}} to replace it.",
+            existing = next((part for part in file_parts(path) if part.exists()), None)  # a shapefile's sidecars too
+            if existing is not None and not self.overwrite:
+                raise UserInputError(f"{{{name}}} {existing} already exists; pass {{overwrite}} to replace it.",
                                      name, "overwrite")
             _check_folder(name, path)
 

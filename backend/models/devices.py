@@ -50,16 +50,21 @@ def release_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def describe_devices() -> list[dict]:
-    """What this process can compute on: the CPU and each visible GPU with its memory."""
+def describe_devices(active: torch.device | None = None) -> list[dict]:
+    """The CPU and each visible GPU with its memory; free GPU memory only for ``active``.
+
+    Asking a GPU for its free memory starts a CUDA context on it (hundreds of MB), so only
+    the device jobs run on, which has one anyway, is asked.
+    """
     import os
 
     devices = [{"name": "cpu", "kind": "cpu", "description": f"{os.cpu_count()} CPU cores",
                 "total_bytes": _physical_memory(), "free_bytes": _available_memory()}]
     for index in range(torch.cuda.device_count() if torch.cuda.is_available() else 0):
-        free, total = torch.cuda.mem_get_info(index)
-        devices.append({"name": f"cuda:{index}", "kind": "cuda", "description": torch.cuda.get_device_name(index),
-                        "total_bytes": total, "free_bytes": free})
+        properties = torch.cuda.get_device_properties(index)
+        free = torch.cuda.mem_get_info(index)[0] if active == torch.device("cuda", index) else None
+        devices.append({"name": f"cuda:{index}", "kind": "cuda", "description": properties.name,
+                        "total_bytes": properties.total_memory, "free_bytes": free})
     return devices
 
 

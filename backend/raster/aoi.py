@@ -38,7 +38,7 @@ def is_file(text: str) -> bool:
     """True when ``text`` names an existing file (``~`` expanded); a long WKT string is no file name."""
     try:
         return Path(text).expanduser().is_file()
-    except OSError:  # a long WKT string is no file name
+    except (OSError, ValueError, RuntimeError):  # a long WKT string, a NUL, ~nosuchuser: no file name
         return False
 
 

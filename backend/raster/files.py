@@ -41,7 +41,7 @@ def _host() -> str:
     return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
 
 
-def _parts(path: Path) -> list[Path]:
+def file_parts(path: Path) -> list[Path]:
     """A file and, for a shapefile, its sidecar files."""
     if path.suffix.lower() != ".shp":
         return [path]
@@ -69,6 +69,8 @@ class Staging:
         self._folders: dict[Path, Path] = {}
         self._locks: list[int] = []
         self._targets: list[tuple[Path, Path]] = []
+        self._made: list[Path] = []  # output folders this run created, deepest first
+        self._committed = False
 
     def __enter__(self) -> Staging:
         return self
@@ -78,12 +80,20 @@ class Staging:
             shutil.rmtree(folder, ignore_errors=True)
         for descriptor in self._locks:
             os.close(descriptor)
+        if not self._committed:  # a cancelled or failed run leaves no empty folder behind either
+            for folder in self._made:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
     def scratch(self, folder: Path) -> Path:
         """This run's scratch folder inside ``folder`` (made on first use)."""
         folder = Path(folder) if str(folder) else Path(".")
         key = folder.resolve()
         if key not in self._folders:
+            missing = folder
+            while not missing.exists() and missing != missing.parent:
+                self._made.append(missing)
+                missing = missing.parent
             folder.mkdir(parents=True, exist_ok=True)
             with disk_errors(folder):
                 scratch = Path(tempfile.mkdtemp(dir=folder, prefix=f"{SCRATCH_PREFIX}{_host()}-{os.getpid()}-"))
@@ -111,7 +121,7 @@ class Staging:
             if not temporary.exists() and temporary.with_suffix(temporary.suffix.lower()).exists():
                 temporary = temporary.with_suffix(temporary.suffix.lower())  # GDAL wrote X.SHP as X.shp
             parts = [(new, old, temporary.parent / f"previous-{index}-{part}")
-                     for part, (new, old) in enumerate(zip(_parts(temporary), _parts(target)))]
+                     for part, (new, old) in enumerate(zip(file_parts(temporary), file_parts(target)))]
             moves.extend(reversed(parts))  # a shapefile's .shp last
         done: list[tuple[Path, Path, Path]] = []
         try:
@@ -128,6 +138,7 @@ class Staging:
                 elif old.exists() and not new.exists():
                     old.unlink()  # a file that did not exist before this commit
             raise
+        self._committed = True
 
 
 def _alive(pid: int) -> bool:
@@ -170,7 +181,9 @@ def remove_debris(folder: Path) -> list[Path]:
         if match is None or match["host"] != _host() or not entry.is_dir():
             continue
         pid = int(match["pid"])
-        if pid != os.getpid() and not _alive(pid) and _abandoned(entry):
+        # a folder with our own PID is a dead run's when its lock is free (a service restarted as PID 1 in a
+        # container); another live PID may be a run between making its folder and locking it: left alone
+        if (pid == os.getpid() or not _alive(pid)) and _abandoned(entry):
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry)
     return removed

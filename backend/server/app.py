@@ -30,8 +30,8 @@ from backend.server.schemas import (ErrorBody, Health, JobRequest, JobResult, Jo
                                     Upload)
 from backend.server.settings import ServiceSettings
 from backend.server.store import JobRecord, JobStore
-from backend.server.uploads import UploadTooLarge, receive_upload, remove_partial_uploads
-from backend.server.worker import STOPPED, Worker
+from backend.server.uploads import UploadNotStored, UploadTooLarge, receive_upload, remove_partial_uploads
+from backend.server.worker import STOPPED, LiveProgress, Worker
 
 log = logging.getLogger("rsov.serve")
 EVENT_INTERVAL_S = 0.25
@@ -49,8 +49,8 @@ class Service:
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
         self.store = JobStore(settings.database)
-        self.worker = Worker(self.store, ModelCache(settings.model_capacity))
         self.paths = PathPolicy(settings.output_roots, settings.home)
+        self.worker = Worker(self.store, ModelCache(settings.model_capacity), self.paths.admit)
         self._recover()
 
     def _recover(self) -> None:
@@ -69,8 +69,7 @@ class Service:
             record = self.store.get(record.id) or record
         return JobStatus(id=record.id, kind=record.kind, state=record.state, submitted=_time(record.submitted),
                          started=_time(record.started), finished=_time(record.finished),
-                         progress=live or record.progress or {"stage": "queued", "done_mp": 0, "total_mp": None,
-                                                              "mp_per_s": None, "eta_s": None},
+                         progress=live or record.progress or LiveProgress().snapshot(),
                          cancel_requested=not record.final and self.worker.cancel_requested(record.id),
                          error=record.error, error_fields=record.error_fields, request=record.request)
 
@@ -127,9 +126,10 @@ def _add_routes(api: APIRouter, service: Service) -> None:
     def health() -> Health:
         from backend.models.devices import describe_devices, resolve_device
 
-        return Health(version=__version__, device=str(resolve_device("auto")), devices=describe_devices(),
+        active = resolve_device("auto")
+        return Health(version=__version__, device=str(active), devices=describe_devices(active),
                       loaded_models=service.worker.models.describe(), queued_jobs=service.worker.queued(),
-                      running_job=service.worker.running)
+                      running_job=service.worker.running, worker_alive=service.worker.alive())
 
     @api.get("/models", response_model=list[ModelInfo], summary="the model presets and their weights")
     def models() -> list[ModelInfo]:
@@ -170,7 +170,9 @@ def _add_routes(api: APIRouter, service: Service) -> None:
         return service.status(service.record(job_id))
 
     @api.delete("/jobs/{job_id}", status_code=202, response_model=JobStatus, responses=_errors(404, 409),
-                summary="cancel a job: a running one stops within one batch of windows and writes nothing")
+                summary="cancel a job: a running one stops within one batch of windows and writes nothing",
+                description="A cancel that arrives once the outputs are being renamed into place is too late: "
+                            "the job then ends done.")
     def cancel(job_id: str) -> JobStatus:
         record = service.record(job_id)
         if record.final or not service.worker.cancel(job_id):
@@ -219,7 +221,7 @@ def _add_routes(api: APIRouter, service: Service) -> None:
                 polygons = _geojson(Path(polygon_file))
         return JobResult(id=record.id, kind=record.kind, polygons=polygons, polygons_omitted=omitted, **stored)
 
-    @api.post("/uploads", status_code=201, response_model=Upload, responses=_errors(413, 422),
+    @api.post("/uploads", status_code=201, response_model=Upload, responses=_errors(413, 422, 507),
               summary="store a GeoTIFF sent as the request body on the service's disk",
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
@@ -246,6 +248,10 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UploadTooLarge)
     async def too_large(request: Request, error: UploadTooLarge) -> JSONResponse:
         return JSONResponse({"error": str(error), "fields": []}, status_code=413)
+
+    @app.exception_handler(UploadNotStored)
+    async def not_stored(request: Request, error: UploadNotStored) -> JSONResponse:
+        return JSONResponse({"error": str(error), "fields": []}, status_code=507)
 
     @app.exception_handler(StarletteHTTPException)  # also the router's own 404 and 405
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:

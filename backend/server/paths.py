@@ -1,19 +1,24 @@
-"""Which files a request may name: inputs are readable files given by absolute path, outputs stay under
-the allowed roots. No request can make the service write, replace or delete a file outside them."""
+"""Which files a request may name: every path absolute, outputs under the allowed roots.
+
+No request can make the service write, replace or delete a file outside those roots, nor
+in the service's own folders (its records, weights and caches). Whether inputs exist and
+can be read is the job's own validation, with the sentences the CLI gives.
+"""
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 from backend.errors import UserInputError
-from backend.jobs import SegmentJob
+from backend.jobs import OUTPUT_FIELDS, SegmentJob
 from backend.raster.aoi import is_file
 from backend.weights import REGISTRY
 
+SERVICE_FOLDERS = ("server", "weights", "cache")  # under RSOV_HOME: never an output's place
+
 
 class PathPolicy:
-    """Resolves a job's paths and checks them against the roots its outputs may go under."""
+    """Resolves a job's paths and checks its outputs against the roots they may go under."""
 
     def __init__(self, output_roots: tuple[Path, ...], home: Path) -> None:
         self.output_roots = tuple(root.expanduser().resolve() for root in output_roots)
@@ -25,42 +30,38 @@ class PathPolicy:
 
     def admit(self, job: SegmentJob) -> SegmentJob:
         """``job`` with every path absolute and resolved; UserInputError for a path it may not use."""
-        changes: dict[str, object] = {"raster": _input_file("raster", job.raster)}
+        changes: dict[str, object] = {"raster": _resolved("raster", job.raster)}
         if job.aoi is not None and is_file(job.aoi):
-            changes["aoi"] = str(_input_file("aoi", Path(job.aoi)))
+            changes["aoi"] = str(_resolved("aoi", Path(job.aoi)))
         for name in ("clip_weights", "upsampler_weights"):
             value = getattr(job, name)
             if value is not None and value not in REGISTRY:
-                changes[name] = str(_input_file(name, Path(value)))
+                changes[name] = str(_resolved(name, Path(value)))
         roots = self.roots_for(changes["raster"])
-        for name in ("out_raster", "out_probs", "out", "preview"):
+        for name in OUTPUT_FIELDS:
             path = getattr(job, name)
             if path is not None:
-                changes[name] = _output_file(name, path, roots)
+                changes[name] = self._output(name, path, roots)
         return dataclasses.replace(job, **changes)
 
+    def _output(self, name: str, path: Path, roots: tuple[Path, ...]) -> Path:
+        resolved = _resolved(name, path)  # through every link: a link that leads out is refused
+        if not any(resolved.is_relative_to(root) for root in roots):
+            raise UserInputError(f"{{{name}}} {path} is outside the folders this service may write to "
+                                 f"({', '.join(map(str, roots))}); write under one of them, or start the service "
+                                 "with --output-root.", name)
+        for folder in SERVICE_FOLDERS:
+            if resolved.is_relative_to(self.home / folder):
+                raise UserInputError(f"{{{name}}} {path} is inside the service's own folder {self.home / folder}; "
+                                     "write somewhere else.", name)
+        return resolved
 
-def _absolute(name: str, path: Path) -> Path:
+
+def _resolved(name: str, path: Path) -> Path:
     if not path.is_absolute():
         raise UserInputError(f"{{{name}}} {str(path)!r} is not an absolute path; the service resolves no relative "
                              "paths, give the full path on the service's machine.", name)
-    return path
-
-
-def _input_file(name: str, path: Path) -> Path:
-    resolved = _absolute(name, path).resolve()
-    if not resolved.is_file():
-        raise UserInputError(f"{{{name}}} {path} is not a file on the service's machine; give an existing file "
-                             "(or upload it with POST /v1/uploads).", name)
-    if not os.access(resolved, os.R_OK):
-        raise UserInputError(f"{{{name}}} {path} cannot be read by the service; make it readable.", name)
-    return resolved
-
-
-def _output_file(name: str, path: Path, roots: tuple[Path, ...]) -> Path:
-    resolved = _absolute(name, path).resolve()  # through every link: a link that leads out is refused
-    if not any(resolved.is_relative_to(root) for root in roots):
-        raise UserInputError(f"{{{name}}} {path} is outside the folders this service may write to "
-                             f"({', '.join(map(str, roots))}); write under one of them, or start the service "
-                             "with --output-root.", name)
-    return resolved
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError, ValueError) as error:  # a link loop, a name too long
+        raise UserInputError(f"{{{name}}} {path} cannot be resolved ({error}); give another path.", name) from None

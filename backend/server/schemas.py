@@ -11,6 +11,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from backend.engine import STAGES
 from backend.raster.tiling import DEFAULT_STRIP_WIDTH
 from backend.server.store import STATES
 
@@ -20,7 +21,7 @@ State = Literal[STATES]  # type: ignore[valid-type]
 class SegmentRequest(BaseModel):
     """``rsov segment``'s options as JSON: the same names, values and checks."""
 
-    model_config = ConfigDict(extra="forbid", title="SegmentJob")
+    model_config = ConfigDict(extra="forbid", strict=True, title="SegmentJob")  # "yes" is no boolean
 
     kind: Literal["segment"] = Field(description="the job kind")
     raster: str = Field(description="absolute path of the raster on the service's machine (GeoTIFF, COG, VRT, "
@@ -88,11 +89,11 @@ class Submitted(BaseModel):
 
 
 class Progress(BaseModel):
-    stage: str = Field(description="queued, loading model, encoding classes, segmenting, vectorizing or writing")
+    stage: str = Field(description=f"queued, then {', '.join(STAGES)}")
     done_mp: float = Field(description="megapixels segmented")
     total_mp: float | None = Field(description="megapixels to segment (known once the job runs)")
     mp_per_s: float | None = Field(description="segmenting rate")
-    eta_s: float | None = Field(description="seconds of segmenting left")
+    eta_s: float | None = Field(description="seconds of segmenting left (unknown before and after segmenting)")
 
 
 class JobStatus(BaseModel):
@@ -150,7 +151,7 @@ class DeviceInfo(BaseModel):
     kind: str
     description: str
     total_bytes: int | None
-    free_bytes: int | None
+    free_bytes: int | None = Field(description="free memory; not asked of a GPU jobs do not run on")
 
 
 class Health(BaseModel):
@@ -160,6 +161,7 @@ class Health(BaseModel):
     loaded_models: list[dict] = Field(description="models resident in memory, least recently used first")
     queued_jobs: int
     running_job: str | None
+    worker_alive: bool = Field(description="the thread that runs jobs is up (false: restart the service)")
 
 
 class WeightsInfo(BaseModel):

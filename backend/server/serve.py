@@ -24,6 +24,9 @@ def serve(host: str, port: int, token: str | None, output_roots: list[Path], max
     from backend.weights import rsov_home
 
     home = rsov_home()
+    for name, value in (("max_upload_mb", max_upload_mb), ("max_polygons", max_polygons), ("port", port)):
+        if value < 0:
+            raise UserInputError(f"{{{name}}} {value} must be 0 or more.", name)
     for root in output_roots:
         if not root.expanduser().is_dir():
             raise UserInputError(f"{{output_root}} {root} is not a folder; give an existing folder.", "output_root")

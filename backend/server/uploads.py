@@ -20,6 +20,10 @@ class UploadTooLarge(Exception):
     """The body is larger than the service takes (HTTP 413)."""
 
 
+class UploadNotStored(Exception):
+    """The service's disk could not take the body (HTTP 507)."""
+
+
 async def receive_upload(request: Request, folder: Path, filename: str, limit: int) -> tuple[Path, int]:
     """Write the request body to ``folder/<id>/<filename>``; the file appears only once whole and readable."""
     name = Path(filename).name
@@ -29,8 +33,9 @@ async def receive_upload(request: Request, folder: Path, filename: str, limit: i
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise UploadTooLarge(_too_large(int(declared), limit))
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)  # others' uploads are nobody else's business
     target = folder / uuid.uuid4().hex / name
-    target.parent.mkdir(parents=True)
+    target.parent.mkdir(mode=0o700)
     partial = target.with_name(PARTIAL_PREFIX + name)
     size = 0
     try:
@@ -40,8 +45,12 @@ async def receive_upload(request: Request, folder: Path, filename: str, limit: i
                 if size > limit:
                     raise UploadTooLarge(_too_large(size, limit))
                 handle.write(chunk)
-        await run_in_threadpool(_check_raster, partial, name)
+        await run_in_threadpool(_check_geotiff, partial, name)
         os.replace(partial, target)
+    except OSError as error:
+        shutil.rmtree(target.parent, ignore_errors=True)
+        raise UploadNotStored(f"the upload could not be stored ({error.strerror}); free space on the service's "
+                              "disk, or give the file's path on the service's machine.") from None
     except BaseException:
         shutil.rmtree(target.parent, ignore_errors=True)
         raise
@@ -54,17 +63,19 @@ def _too_large(size: int, limit: int) -> str:
             "--max-upload-mb.")
 
 
-def _check_raster(path: Path, name: str) -> None:
-    from rasterio.errors import RasterioIOError
+def _check_geotiff(path: Path, name: str) -> None:
+    """A GeoTIFF and nothing else: a VRT in disguise could make the service read other files or URLs."""
+    from rasterio.errors import RasterioError
 
     from backend.raster.files import open_raster
 
     try:
         with open_raster(path) as raster:
-            raster.profile  # noqa: B018 - reading the header is the check
-    except RasterioIOError:
-        raise UserInputError(f"the upload {name} is not a raster GDAL can read; send a GeoTIFF.", "filename") \
-            from None
+            driver = raster.driver
+    except RasterioError:
+        driver = None
+    if driver != "GTiff":
+        raise UserInputError(f"the upload {name} is not a GeoTIFF; send a GeoTIFF (or a COG).", "filename")
 
 
 def remove_partial_uploads(folder: Path) -> None:

@@ -6,6 +6,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from backend.errors import Cancelled, UserInputError
 from backend.models.cache import ModelCache
@@ -43,7 +44,7 @@ class LiveProgress:
                 elapsed = (self.segmenting_until or time.monotonic()) - self.segmenting_since
                 if elapsed > 0 and self.done > self.segmented_at_start:
                     rate = (self.done - self.segmented_at_start) / elapsed
-                    eta = (self.total - self.done) / rate if self.stage == "segmenting" else 0.0
+                    eta = (self.total - self.done) / rate if self.stage == "segmenting" else None
             return {"stage": self.stage, "done_mp": self.done, "total_mp": self.total, "mp_per_s": rate,
                     "eta_s": eta}
 
@@ -51,9 +52,11 @@ class LiveProgress:
 class Worker:
     """Runs submitted jobs one at a time through ``engine.run`` with one model cache."""
 
-    def __init__(self, store: JobStore, models: ModelCache) -> None:
+    def __init__(self, store: JobStore, models: ModelCache, admit: Callable = lambda job: job) -> None:
+        """``admit(job)`` checks the job's paths again just before it runs (links may have changed)."""
         self.store = store
         self.models = models
+        self.admit = admit
         self._queue: queue.Queue = queue.Queue()
         self._stopping = threading.Event()
         self._cancel: dict[str, threading.Event] = {}
@@ -104,7 +107,12 @@ class Worker:
         return None if live is None else live.snapshot()
 
     def queued(self) -> int:
-        return self._queue.qsize()
+        """Jobs waiting to run."""
+        with self._lock:
+            return len(self._cancel) - (self.running is not None)
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -119,6 +127,8 @@ class Worker:
                 self.running = job_id
             try:
                 self._run_one(job_id, job)
+            except Exception:  # noqa: BLE001 - e.g. the records' disk is full: the worker carries on
+                log.exception("job %s could not be recorded", job_id)
             finally:
                 with self._lock:
                     self.running = None
@@ -135,10 +145,19 @@ class Worker:
         from backend.engine import run
 
         cancel, live = self._cancel[job_id], self._live[job_id]
-        self.store.update(job_id, state="running", started=time.time())
-        log.info("job %s: running", job_id)
+
+        def report(stage: str, done: float, total: float) -> None:
+            changed = stage != live.stage
+            live.report(stage, done, total)
+            if changed:  # kept with the record: an interrupted job shows how far it got
+                self.store.update(job_id, progress=live.snapshot())
+
         try:
-            result = run(job, live.report, lambda: cancel.is_set() or self._stopping.is_set(), self.models)
+            self.store.update(job_id, state="running", started=time.time())
+            log.info("job %s: running", job_id)
+            job = self.admit(job)
+            result = run(job, report, lambda: cancel.is_set() or self._stopping.is_set(), self.models)
+            record = result_record(job, result)
         except Cancelled:
             with self._lock:
                 if cancel.is_set():
@@ -155,7 +174,7 @@ class Worker:
                                                      "service's log has the details.")
         else:
             with self._lock:
-                self._finish(job_id, "done", result=result_record(job, result))
+                self._finish(job_id, "done", result=record)
 
     def _finish(self, job_id: str, state: str, **values) -> None:
         """Record a final state (the caller holds the lock); the job leaves the live tables."""

@@ -55,6 +55,15 @@ def test_debris_of_dead_runs_on_this_host_is_removed(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other_host.name, users_own.name])
 
 
+def test_a_dead_run_that_had_our_pid_is_debris(tmp_path):
+    import os
+
+    restarted = tmp_path / f"{SCRATCH_PREFIX}{_host()}-{os.getpid()}-abc123"  # PID 1 again after a container restart
+    restarted.mkdir()
+    (restarted / LOCK_NAME).touch()
+    assert remove_debris(tmp_path) == [restarted]
+
+
 def test_a_live_staging_folder_is_never_debris(tmp_path):
     with Staging() as staging:
         scratch = staging.scratch(tmp_path)

@@ -102,3 +102,15 @@ def test_a_local_crs_gives_pixels_but_no_areas(tmp_path):
     assert "min_area" in raised.value.fields
     with pytest.raises(UserInputError, match="gsd needs a CRS in metres or degrees"):
         SegmentJob(path, "a; b", out_raster=tmp_path / "c.tif", gsd=2.0).validate()
+
+
+def test_a_shapefiles_sidecar_is_never_replaced_without_overwrite(scene, tmp_path):
+    (tmp_path / "buildings.dbf").write_bytes(b"someone's attribute table")
+    job = SegmentJob(scene, "a; b", out=tmp_path / "buildings.shp")
+    with pytest.raises(UserInputError, match=r"buildings\.dbf already exists; pass overwrite"):
+        job.validate()
+
+
+def test_classes_may_be_a_list_of_lines(scene, tmp_path):
+    job = SegmentJob(scene, ["water", "building, roof"], out=tmp_path / "p.gpkg")
+    assert job.classes.synonyms == (("water",), ("building", "roof"))

@@ -188,6 +188,10 @@ BAD_REQUESTS = {
     "negative ground sampling distance": {"gsd": -1.0},
     "background index beyond the classes": {"background_index": 5},
     "upsampler given and refused": {"no_upsampler": True},
+    "a NUL in a path": {"raster": "/data/scene\x00.tif"},
+    "a file name too long": {"out_raster": "{out}/" + "x" * 300 + ".tif"},
+    "the home of no such user": {"preview": "~no-such-user-here/preview.png"},
+    "missing raster": {"raster": "{scene_folder}/missing.tif"},
 }
 
 
@@ -228,7 +232,7 @@ def test_paths_outside_the_allowed_folders_are_refused(service, data, tmp_path):
         "out": (str(elsewhere / "p.gpkg"), "is outside the folders this service may write to"),
         "out_raster": (str(data["folder"] / "link" / "c.tif"), "is outside the folders"),  # a link that leads out
         "preview": ("preview.png", "is not an absolute path"),
-        "clip_weights": ("/no/such/weights.pt", "is not a file on the service's machine"),
+        "out_probs": (str(service.home / "server" / "jobs.tif"), "is inside the service's own folder"),
     }
     for field, (value, words) in cases.items():
         response = service.client.post("/v1/jobs", json={"kind": "segment", **job(data, data["folder"] / "ok"),
@@ -255,7 +259,7 @@ def test_uploaded_rasters_can_be_segmented(service, data, tmp_path):
     too_big = service.client.post("/v1/uploads", params={"filename": "big.tif"}, content=b"\0" * (2 * 2**20))
     assert too_big.status_code == 413 and "larger than the service takes" in too_big.json()["error"]
     not_raster = service.client.post("/v1/uploads", params={"filename": "notes.tif"}, content=b"just text")
-    assert not_raster.status_code == 422 and "not a raster" in not_raster.json()["error"]
+    assert not_raster.status_code == 422 and "not a GeoTIFF" in not_raster.json()["error"]
     assert sorted(p.name for p in (service.home / "uploads").rglob("*") if p.is_file()) == ["classes.tif", "mine.tif"]
 
 
