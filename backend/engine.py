@@ -95,13 +95,13 @@ def _segment(job: SegmentJob, progress: Progress | None, should_stop: Callable[[
     prompts = segmentor.prompt(job.classes)
     started = time.perf_counter()
     windows = total_windows(work.height, work.width, config.window, config.stride, job.strip_width)
-    report("segmenting", 0.0, megapixels)
 
     def window_progress(done: int, total: int) -> None:
         report("segmenting", megapixels * done / total, megapixels)
 
     with Staging() as staging:
         scratch = staging.scratch(job.outputs[0].parent)
+        report("segmenting", 0.0, megapixels)
         with disk_errors(job.outputs[0]):
             try:
                 stats = _infer(job, source, segmentor, prompts, config, scratch, window_progress, should_stop)
