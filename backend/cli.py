@@ -162,7 +162,8 @@ worker that keeps models loaded, and can be polled, followed as server-sent even
 cancelled. The API is under /v1; its OpenAPI schema is at /v1/openapi.json:
   GET /v1/health, GET /v1/models, POST /v1/jobs, GET /v1/jobs, GET /v1/jobs/ID,
   GET /v1/jobs/ID/events, GET /v1/jobs/ID/result, DELETE /v1/jobs/ID (cancel),
-  POST /v1/uploads?filename=NAME.tif (a GeoTIFF as the body, for clients on another disk)
+  POST /v1/uploads?filename=NAME.tif (a GeoTIFF as the body, for clients on another disk),
+  DELETE /v1/uploads/ID
 
 Safe by default:
   - it listens on 127.0.0.1 only; another address needs an explicit --host.

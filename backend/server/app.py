@@ -9,6 +9,7 @@ import asyncio
 import json
 import logging
 import secrets
+import shutil
 import uuid
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -30,7 +31,8 @@ from backend.server.schemas import (ErrorBody, Health, JobRequest, JobResult, Jo
                                     Upload)
 from backend.server.settings import ServiceSettings
 from backend.server.store import JobRecord, JobStore
-from backend.server.uploads import UploadNotStored, UploadTooLarge, receive_upload, remove_partial_uploads
+from backend.server.uploads import (UploadNotStored, UploadTooLarge, receive_upload, remove_partial_uploads,
+                                    upload_folder)
 from backend.server.worker import STOPPED, LiveProgress, Worker
 
 log = logging.getLogger("rsov.serve")
@@ -228,7 +230,21 @@ def _add_routes(api: APIRouter, service: Service) -> None:
     async def upload(request: Request, filename: str = Query(description="the file's name, ending in .tif or .tiff",
                                                              max_length=200)) -> Upload:
         path, size = await receive_upload(request, settings.uploads, filename, settings.max_upload_bytes)
-        return Upload(path=str(path), bytes=size)
+        return Upload(id=path.parent.name, path=str(path), bytes=size)
+
+    @api.delete("/uploads/{upload_id}", status_code=204, response_class=Response, responses=_errors(404, 409),
+                summary="remove an upload and anything jobs wrote beside it")
+    def remove_upload(upload_id: str) -> Response:
+        folder = upload_folder(settings.uploads, upload_id)
+        if folder is None:
+            raise HTTPException(404, f"no upload {upload_id!r} on this service.")
+        users = [record.id for record in service.store.unfinished()
+                 if Path(record.request.get("raster", "/")).is_relative_to(folder)]
+        if users:
+            raise HTTPException(409, f"upload {upload_id} is the raster of job {users[0]}, which has not finished; "
+                                     "cancel it or wait.")
+        shutil.rmtree(folder)
+        return Response(status_code=204)
 
 
 def _geojson(path: Path) -> dict:

@@ -142,6 +142,7 @@ class JobResult(BaseModel):
 
 
 class Upload(BaseModel):
+    id: str = Field(description="DELETE /v1/uploads/ID removes it")
     path: str = Field(description="where the file is on the service's machine: give it as a job's raster")
     bytes: int
 

@@ -78,6 +78,12 @@ def _check_geotiff(path: Path, name: str) -> None:
         raise UserInputError(f"the upload {name} is not a GeoTIFF; send a GeoTIFF (or a COG).", "filename")
 
 
+def upload_folder(folder: Path, upload_id: str) -> Path | None:
+    """The folder of upload ``upload_id``, None if there is no such upload."""
+    path = folder / upload_id
+    return path if re.fullmatch(r"[0-9a-f]{32}", upload_id) and path.is_dir() else None
+
+
 def remove_partial_uploads(folder: Path) -> None:
     """Uploads a dead service left half-received."""
     for partial in folder.glob(f"*/{PARTIAL_PREFIX}*"):

@@ -247,6 +247,22 @@ def test_paths_outside_the_allowed_folders_are_refused(service, data, tmp_path):
                                ).status_code == 202
 
 
+def test_outputs_are_checked_again_when_the_job_starts(service, data, tmp_path):
+    out = data["folder"] / "swapped"
+    out.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    first = service.submit(**job(data, data["folder"] / "first", raster=str(data["tall"]), batch_size=1))
+    waiting = service.submit(**job(data, out, no_upsampler=True, upsampler_weights=None))
+    service.wait(first, until=lambda s: s["state"] == "running")
+    out.rmdir()
+    out.symlink_to(elsewhere)  # between submission and start, the folder becomes a link that leads out
+    service.client.delete(f"/v1/jobs/{first}")
+    status = service.wait(waiting)
+    assert status["state"] == "failed" and "is outside the folders this service may write to" in status["error"]
+    assert status["error_fields"] == ["out_raster"] and not any(elsewhere.iterdir())
+
+
 def test_uploaded_rasters_can_be_segmented(service, data, tmp_path):
     small = write_scene(tmp_path / "client" / "mine.tif", 100, 120)
     response = service.client.post("/v1/uploads", params={"filename": "mine.tif"}, content=small.read_bytes())
@@ -262,6 +278,9 @@ def test_uploaded_rasters_can_be_segmented(service, data, tmp_path):
     not_raster = service.client.post("/v1/uploads", params={"filename": "notes.tif"}, content=b"just text")
     assert not_raster.status_code == 422 and "not a GeoTIFF" in not_raster.json()["error"]
     assert sorted(p.name for p in (service.home / "uploads").rglob("*") if p.is_file()) == ["classes.tif", "mine.tif"]
+    assert service.client.delete(f"/v1/uploads/{response.json()['id']}").status_code == 204
+    assert not os.path.exists(uploaded) and not any((service.home / "uploads").iterdir())
+    assert service.client.delete(f"/v1/uploads/{response.json()['id']}").status_code == 404
 
 
 def test_a_second_service_on_the_same_home_is_refused(service):
