@@ -80,6 +80,7 @@ def run(job, progress: Progress | None = None, should_stop: Callable[[], bool] |
 def _segment(job: SegmentJob, progress: Progress | None, should_stop: Callable[[], bool] | None,
              models: ModelCache | None) -> SegmentResult:
     from backend.models.clip_segmentor import load_segmentor
+    from backend.models.devices import release_memory
 
     config, source = job.checked()
     if source.crs is None:
@@ -103,11 +104,14 @@ def _segment(job: SegmentJob, progress: Progress | None, should_stop: Callable[[
         scratch = staging.scratch(job.outputs[0].parent)
         report("segmenting", 0.0, megapixels)
         with disk_errors(job.outputs[0]):
+            stats = None
             try:
                 stats = _infer(job, source, segmentor, prompts, config, scratch, window_progress, should_stop)
             except DeviceMemoryError:
                 if not _make_room(models):
                     raise
+            if stats is None:  # out of the handler: the failed attempt's tensors are freed before the retry
+                release_memory()
                 stats = _infer(job, source, segmentor, prompts, config, scratch, window_progress, should_stop)
         if stats.valid_pixels == 0:
             raise UserInputError(f"{job.raster} has no valid pixels in the area to segment (all nodata or outside "
@@ -143,13 +147,11 @@ def _segment(job: SegmentJob, progress: Progress | None, should_stop: Callable[[
 def _make_room(models: ModelCache | None) -> bool:
     """Drop every resident model but this job's (the most recently used) from device memory; False if none."""
     from backend.models.cache import shared_cache
-    from backend.models.devices import release_memory
 
     cache = shared_cache() if models is None else models
     if len(cache.keys()) < 2:
         return False
     cache.shrink_to(1)
-    release_memory()
     log.warning("out of device memory with one window per batch: other resident models were dropped; retrying.")
     return True
 

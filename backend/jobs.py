@@ -62,8 +62,11 @@ def _typed(name: str, value):
 def checked_path(name: str, value: str | Path) -> Path:
     """``value`` as a path (``~`` expanded), or an error naming the field if no file could have that name."""
     text = str(value)
-    if "\0" in text or len(text.encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES or any(
-            len(part.encode("utf-8", "surrogateescape")) > 255 for part in Path(text).parts):
+    try:
+        sizes = [len(part.encode("utf-8", "surrogateescape")) for part in (text, *Path(text).parts)]
+    except UnicodeEncodeError:  # a lone surrogate from JSON: no file system takes it
+        sizes = [MAX_PATH_BYTES + 1]
+    if "\0" in text or sizes[0] > MAX_PATH_BYTES or any(size > 255 for size in sizes[1:]):
         raise UserInputError(f"{{{name}}} {text[:80]!r}{'…' if len(text) > 80 else ''} is not a usable file name "
                              "(a NUL character, or a name too long); give another path.", name)
     try:

@@ -90,11 +90,7 @@ class Staging:
         folder = Path(folder) if str(folder) else Path(".")
         key = folder.resolve()
         if key not in self._folders:
-            missing = folder
-            while not missing.exists() and missing != missing.parent:
-                self._made.append(missing)
-                missing = missing.parent
-            folder.mkdir(parents=True, exist_ok=True)
+            self._make_folders(folder)
             with disk_errors(folder):
                 scratch = Path(tempfile.mkdtemp(dir=folder, prefix=f"{SCRATCH_PREFIX}{_host()}-{os.getpid()}-"))
                 descriptor = os.open(scratch / LOCK_NAME, os.O_CREAT | os.O_RDWR, 0o600)
@@ -102,6 +98,18 @@ class Staging:
             self._locks.append(descriptor)
             self._folders[key] = scratch
         return self._folders[key]
+
+    def _make_folders(self, folder: Path) -> None:
+        """``folder`` and its missing parents, one level at a time, remembering those this run made."""
+        for level in reversed([folder, *folder.parents]):  # as written: "new/../keep" makes "new" only
+            if level.is_dir():
+                continue
+            try:
+                level.mkdir()
+            except FileExistsError:  # made by someone else meanwhile: not ours to remove
+                continue
+            self._made.append(level)
+        self._made.sort(key=lambda made: len(made.parts), reverse=True)  # deepest first
 
     def path_for(self, target: Path) -> Path:
         """Where to write ``target``'s contents; it takes the target's place at ``commit()``."""

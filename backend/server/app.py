@@ -238,13 +238,22 @@ def _add_routes(api: APIRouter, service: Service) -> None:
         folder = upload_folder(settings.uploads, upload_id)
         if folder is None:
             raise HTTPException(404, f"no upload {upload_id!r} on this service.")
+        folder = folder.resolve()
         users = [record.id for record in service.store.unfinished()
-                 if Path(record.request.get("raster", "/")).is_relative_to(folder)]
+                 if any(_inside(Path(path), folder) for path in [record.request.get("raster") or "/",
+                                                                 *record.output_folders])]
         if users:
-            raise HTTPException(409, f"upload {upload_id} is the raster of job {users[0]}, which has not finished; "
+            raise HTTPException(409, f"upload {upload_id} is used by job {users[0]}, which has not finished; "
                                      "cancel it or wait.")
         shutil.rmtree(folder)
         return Response(status_code=204)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(folder)
+    except (OSError, RuntimeError, ValueError):
+        return False
 
 
 def _geojson(path: Path) -> dict:

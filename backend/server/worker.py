@@ -109,7 +109,7 @@ class Worker:
     def queued(self) -> int:
         """Jobs waiting to run."""
         with self._lock:
-            return len(self._cancel) - (self.running is not None)
+            return sum(job_id != self.running for job_id in self._cancel)
 
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
@@ -150,7 +150,10 @@ class Worker:
             changed = stage != live.stage
             live.report(stage, done, total)
             if changed:  # kept with the record: an interrupted job shows how far it got
-                self.store.update(job_id, progress=live.snapshot())
+                try:
+                    self.store.update(job_id, progress=live.snapshot())
+                except Exception:  # noqa: BLE001 - a record that cannot be saved must not fail the job
+                    log.exception("job %s: progress not saved", job_id)
 
         try:
             self.store.update(job_id, state="running", started=time.time())

@@ -91,3 +91,18 @@ def test_a_full_disk_is_one_sentence_naming_the_output(tmp_path, error):
     with pytest.raises(ValueError):  # other errors pass through unchanged
         with disk_errors(tmp_path / "c.tif"):
             raise ValueError("something else")
+
+
+def test_a_run_that_does_not_commit_removes_only_the_folders_it_made(tmp_path):
+    (tmp_path / "keep").mkdir()  # the analyst's empty folder, named through a path that passes a missing one
+    with Staging() as staging:
+        staging.path_for(tmp_path / "new" / ".." / "keep" / "c.tif").write_text("partial")
+        staging.path_for(tmp_path / "made" / "deeper" / "p.gpkg").write_text("partial")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep"] and not any((tmp_path / "keep").iterdir())
+
+
+def test_a_committed_run_keeps_the_folders_it_made(tmp_path):
+    with Staging() as staging:
+        staging.path_for(tmp_path / "new" / ".." / "keep" / "c.tif").write_text("classes")
+        staging.commit()
+    assert (tmp_path / "keep" / "c.tif").read_text() == "classes" and (tmp_path / "new").is_dir()

@@ -114,3 +114,11 @@ def test_a_shapefiles_sidecar_is_never_replaced_without_overwrite(scene, tmp_pat
 def test_classes_may_be_a_list_of_lines(scene, tmp_path):
     job = SegmentJob(scene, ["water", "building, roof"], out=tmp_path / "p.gpkg")
     assert job.classes.synonyms == (("water",), ("building", "roof"))
+
+
+@pytest.mark.parametrize("path", ["/data/scene\x00.tif", "/data/" + "x" * 300 + ".tif", "/data/\ud800.tif",
+                                  "~no-such-user-here/scene.tif"])
+def test_a_path_no_file_could_have_is_one_sentence(path, tmp_path):
+    with pytest.raises(UserInputError) as raised:
+        SegmentJob(path, "a; b", out=tmp_path / "p.gpkg")
+    assert raised.value.fields == ("raster",)
