@@ -232,7 +232,10 @@ def _weights(args: argparse.Namespace) -> int:
             print(f"{'':32s} {spec.format}; license: {spec.license}; from {spec.source}")
         return 0
     if args.action == "download":
-        print(weights.download(args.name, force=args.force))
+        from backend.engine import run
+        from backend.jobs import DownloadWeightsJob
+
+        print(run(DownloadWeightsJob(args.name, args.force)).path)
         return 0
     if args.action == "path":
         print(weights.cached_path(args.name))

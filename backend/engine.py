@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from backend.errors import Cancelled, DeviceMemoryError, UserInputError
-from backend.jobs import SegmentJob
+from backend.jobs import DownloadWeightsJob, SegmentJob
 from backend.models.cache import ModelCache
 from backend.raster.files import (LOW_SPACE_BYTES, Staging, disk_errors, ensure_free_space, open_raster,
                                   remove_debris)
@@ -245,4 +245,24 @@ def _write_preview(job: SegmentJob, source: RasterSource, classes_path: Path, ta
     write_preview_png(target, source.preview_pixels(*shape), class_map, job.classes.names)
 
 
-_RUNNERS = {SegmentJob.kind: _segment}
+@dataclass
+class DownloadResult:
+    name: str
+    path: Path
+    bytes: int
+    seconds: float
+
+
+def _download(job: DownloadWeightsJob, progress: Progress | None, should_stop: Callable[[], bool] | None,
+              models: ModelCache | None) -> DownloadResult:
+    from backend.weights import download
+
+    job.validate()
+    if progress is not None:
+        progress("downloading", 0.0, 0.0)
+    started = time.perf_counter()
+    path = download(job.name, force=job.force)  # to a temporary file, verified, then renamed into place
+    return DownloadResult(job.name, path, path.stat().st_size, time.perf_counter() - started)
+
+
+_RUNNERS = {SegmentJob.kind: _segment, DownloadWeightsJob.kind: _download}

@@ -294,4 +294,34 @@ def _check_folder(name: str, path: Path) -> None:
                              "choose another output path.", name) from None
 
 
-JOB_KINDS: dict[str, type] = {SegmentJob.kind: SegmentJob}
+@dataclass(frozen=True)
+class DownloadWeightsJob:
+    """Download a registry's weights file into the cache and verify it (``rsov weights download NAME``)."""
+
+    kind: ClassVar[str] = "download_weights"
+
+    name: str
+    force: bool = False  # download again even if cached
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str):
+            raise UserInputError(f"{{name}} {self.name!r} must be text.", "name")
+        if not isinstance(self.force, bool):
+            raise UserInputError(f"{{force}} {self.force!r} must be true or false.", "force")
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [field.name for field in fields(cls)]
+
+    @property
+    def outputs(self) -> list[Path]:
+        return []  # only the weights cache, which the job itself manages
+
+    def validate(self) -> None:
+        from backend.weights import spec_for
+
+        with blame("name"):
+            spec_for(self.name)
+
+
+JOB_KINDS: dict[str, type] = {job.kind: job for job in (SegmentJob, DownloadWeightsJob)}

@@ -14,6 +14,7 @@ import uuid
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Union
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,8 +28,8 @@ from backend.errors import UserInputError
 from backend.models.cache import ModelCache
 from backend.raster.files import remove_debris
 from backend.server.paths import PathPolicy
-from backend.server.schemas import (ErrorBody, Health, JobRequest, JobResult, JobStatus, ModelInfo, Submitted,
-                                    Upload)
+from backend.server.schemas import (DownloadWeightsResult, ErrorBody, Health, JobRequest, JobResult, JobStatus,
+                                    ModelInfo, Submitted, Upload)
 from backend.server.settings import ServiceSettings
 from backend.server.store import JobRecord, JobStore
 from backend.server.uploads import (UploadNotStored, UploadTooLarge, receive_upload, remove_partial_uploads,
@@ -205,15 +206,18 @@ def _add_routes(api: APIRouter, service: Service) -> None:
 
         return EventSourceResponse(stream())
 
-    @api.get("/jobs/{job_id}/result", response_model=JobResult, responses=_errors(404, 409),
+    @api.get("/jobs/{job_id}/result", response_model=Union[JobResult, DownloadWeightsResult],
+             responses=_errors(404, 409),
              summary="what a finished job wrote: files, per-class pixels and areas, polygons")
     def result(job_id: str, max_polygons: int = Query(settings.max_polygons, ge=0, le=10**6,
                                                       description="send the polygons inline up to this many")
-               ) -> JobResult:
+               ) -> Union[JobResult, DownloadWeightsResult]:
         record = service.record(job_id)
         if record.state != "done":
             raise HTTPException(409, f"job {job_id} is {record.state}; its result exists once its state is done.")
         stored = record.result
+        if record.kind == "download_weights":
+            return DownloadWeightsResult(id=record.id, kind=record.kind, **stored)
         polygons, omitted = None, False
         polygon_file = next((f["path"] for f in stored["files"] if f["role"] == "out"), None)
         if polygon_file is not None:

@@ -30,6 +30,8 @@ class PathPolicy:
 
     def admit(self, job: SegmentJob) -> SegmentJob:
         """``job`` with every path absolute and resolved; UserInputError for a path it may not use."""
+        if not isinstance(job, SegmentJob):
+            return job  # no paths: a download writes only into the service's weights cache
         changes: dict[str, object] = {"raster": _resolved("raster", job.raster)}
         if job.aoi is not None and is_file(job.aoi):
             changes["aoi"] = str(_resolved("aoi", Path(job.aoi)))

@@ -73,7 +73,17 @@ class SegmentRequest(BaseModel):
     offline: bool = Field(False, description="never download weights")
 
 
-JOB_REQUESTS = {"segment": SegmentRequest}
+class DownloadWeightsRequest(BaseModel):
+    """``rsov weights download NAME``: a registry's file into the service's weights cache, verified."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, title="DownloadWeightsJob")
+
+    kind: Literal["download_weights"] = Field(description="the job kind")
+    name: str = Field(description="a weights name from GET /v1/models (e.g. openai-vit-b-16)")
+    force: bool = Field(False, description="download again even if cached")
+
+
+JOB_REQUESTS = {"segment": SegmentRequest, "download_weights": DownloadWeightsRequest}
 JobRequest = Annotated[Union[tuple(JOB_REQUESTS.values())], Field(discriminator="kind")]  # type: ignore[valid-type]
 
 
@@ -89,7 +99,7 @@ class Submitted(BaseModel):
 
 
 class Progress(BaseModel):
-    stage: str = Field(description=f"queued, then {', '.join(STAGES)}")
+    stage: str = Field(description=f"queued, then {', '.join(STAGES)} (a segment job) or downloading")
     done_mp: float = Field(description="megapixels segmented")
     total_mp: float | None = Field(description="megapixels to segment (known once the job runs)")
     mp_per_s: float | None = Field(description="segmenting rate")
@@ -126,7 +136,7 @@ class ClassResult(BaseModel):
 
 class JobResult(BaseModel):
     id: str
-    kind: str
+    kind: Literal["segment"]
     files: list[OutputFile]
     classes: list[ClassResult]
     megapixels: float
@@ -139,6 +149,15 @@ class JobResult(BaseModel):
                                               "(pixel coordinates for a raster without CRS), when there are at "
                                               "most max_polygons of them")
     polygons_omitted: bool = Field(description="true when there were more than max_polygons: read the file instead")
+
+
+class DownloadWeightsResult(BaseModel):
+    id: str
+    kind: Literal["download_weights"]
+    name: str
+    path: str = Field(description="where the cache keeps the file")
+    bytes: int
+    seconds: float
 
 
 class Upload(BaseModel):

@@ -189,7 +189,11 @@ class Worker:
 
 
 def result_record(job, result) -> dict:
-    """What a finished segment job wrote and found, as stored with its record."""
+    """What a finished job wrote and found, as stored with its record."""
+    from backend.engine import DownloadResult
+
+    if isinstance(result, DownloadResult):
+        return {"name": result.name, "path": str(result.path), "bytes": result.bytes, "seconds": result.seconds}
     files = []
     for role in ("out_raster", "out_probs", "out", "preview"):
         path = getattr(job, role)

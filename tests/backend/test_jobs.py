@@ -122,3 +122,14 @@ def test_a_path_no_file_could_have_is_one_sentence(path, tmp_path):
     with pytest.raises(UserInputError) as raised:
         SegmentJob(path, "a; b", out=tmp_path / "p.gpkg")
     assert raised.value.fields == ("raster",)
+
+
+def test_a_download_job_has_the_fields_of_rsov_weights_download():
+    from backend.jobs import DownloadWeightsJob
+
+    args = build_parser().parse_args(["weights", "download", "openai-vit-b-16", "--force"])
+    assert DownloadWeightsJob(**{name: getattr(args, name) for name in DownloadWeightsJob.field_names()}) == \
+        DownloadWeightsJob("openai-vit-b-16", force=True)
+    with pytest.raises(UserInputError, match="unknown weights 'nope'") as raised:
+        DownloadWeightsJob("nope").validate()
+    assert raised.value.fields == ("name",)

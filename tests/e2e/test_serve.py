@@ -14,6 +14,7 @@ from rasterio.transform import from_origin
 from backend.engine import run
 from backend.errors import UserInputError
 from backend.jobs import SegmentJob
+from tests.helpers.fake_hub import FakeHub
 from tests.helpers.service import RSOV, RunningService
 
 CLASSES = "background; building,roof,house; road"
@@ -317,3 +318,28 @@ def test_a_killed_service_restarts_with_the_job_interrupted_and_no_file_half_wri
             assert written.shape == (230, 260)
     finally:
         assert restarted.stop() == 0
+
+
+def test_missing_weights_are_downloaded_through_the_service(tmp_path):
+    payload = b"farslip weights " * 1000
+    with FakeHub() as hub:
+        hub.files["ZhenShiL/FarSLIP/FarSLIP2_ViT-B-32.pt"] = payload
+        service = RunningService(tmp_path / "home", env={"RSOV_OFFLINE": "0", "HF_HUB_OFFLINE": "0",
+                                                         "RSOV_HF_ENDPOINT": hub.url})
+        try:
+            def farslip():
+                return {m["name"]: m for m in service.client.get("/v1/models").json()}["farslip2-vit-b-32"]
+
+            assert not farslip()["ready"]
+            response = service.client.post("/v1/jobs", json={"kind": "download_weights", "name": "farslip2-vit-b-32"})
+            assert response.status_code == 202, response.text
+            status = service.wait(response.json()["id"])
+            assert status["state"] == "done", status
+            result = service.client.get(f"/v1/jobs/{status['id']}/result").json()
+            assert result["kind"] == "download_weights" and result["bytes"] == len(payload)
+            assert result["path"] == farslip()["weights"][0]["path"] and farslip()["ready"]
+            unknown = service.client.post("/v1/jobs", json={"kind": "download_weights", "name": "clip-of-mars"})
+            assert unknown.status_code == 422 and "unknown weights 'clip-of-mars'" in unknown.json()["error"]
+            assert unknown.json()["fields"] == ["name"]
+        finally:
+            assert service.stop() == 0

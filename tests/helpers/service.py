@@ -17,13 +17,15 @@ FINAL = ("done", "failed", "cancelled", "interrupted")
 
 
 class RunningService:
-    def __init__(self, home: Path, *args: str, token: str | None = None, threads: int | None = 1) -> None:
-        """``threads``: torch's threads in the service (None: its own default, as a user runs it)."""
+    def __init__(self, home: Path, *args: str, token: str | None = None, threads: int | None = 1,
+                 env: dict[str, str] | None = None) -> None:
+        """``threads``: torch's threads in the service (None: its own default); ``env``: more variables."""
         self.home = home
-        env = {**os.environ, "RSOV_HOME": str(home), "RSOV_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+        extra, env = env, {**os.environ, "RSOV_HOME": str(home), "RSOV_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
         env.pop("RSOV_TOKEN", None)
         if threads is not None:
             env["OMP_NUM_THREADS"] = str(threads)
+        env.update(extra or {})
         self.log = home / "service.log"
         home.mkdir(parents=True, exist_ok=True)
         command = [RSOV, "serve", "--port", "0", *args] + (["--token", token] if token else [])
