@@ -66,19 +66,24 @@ def run(job, progress: Progress | None = None, should_stop: Callable[[], bool] |
     if runner is None:
         raise UserInputError(f"unknown job kind {getattr(job, 'kind', type(job).__name__)!r}; "
                              f"use one of {', '.join(_RUNNERS)}.", "kind")
-    from backend.models.devices import OUT_OF_MEMORY
-
     cache = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": GDAL_CACHE_BYTES}
     with rasterio.Env(**cache):
-        try:
-            return runner(job, progress, should_stop, models)
-        except OUT_OF_MEMORY:  # outside the model calls, which halve their batches themselves
-            raise DeviceMemoryError("the device ran out of memory; give a smaller {strip_width} or {batch_size}, "
-                                    "or {device} cpu.", "strip_width", "batch_size", "device") from None
+        return runner(job, progress, should_stop, models)
 
 
 def _segment(job: SegmentJob, progress: Progress | None, should_stop: Callable[[], bool] | None,
              models: ModelCache | None) -> SegmentResult:
+    from backend.models.devices import OUT_OF_MEMORY
+
+    try:
+        return _segment_on_device(job, progress, should_stop, models)
+    except OUT_OF_MEMORY:  # outside the model calls, which halve their batches themselves
+        raise DeviceMemoryError("the device ran out of memory; give a smaller {strip_width} or {batch_size}, "
+                                "or {device} cpu.", "strip_width", "batch_size", "device") from None
+
+
+def _segment_on_device(job: SegmentJob, progress: Progress | None, should_stop: Callable[[], bool] | None,
+                       models: ModelCache | None) -> SegmentResult:
     from backend.models.clip_segmentor import load_segmentor
     from backend.models.devices import release_memory
 

@@ -26,19 +26,20 @@ VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".fgb")
 INT_FIELDS = ("resize_long_side", "attention_blocks", "background_index", "window", "stride", "batch_size",
               "strip_width")
 FLOAT_FIELDS = ("gsd", "simplify", "min_area", "fill_holes", "gba_lambda", "prob_threshold")
-BOOL_FIELDS = ("overwrite", "keep_gsd", "no_upsampler", "offline")
-TEXT_FIELDS = ("aoi", "aoi_layer", "aoi_crs", "out_crs", "model", "dataset_preset", "clip_weights",
+BOOL_FIELDS = ("overwrite", "keep_gsd", "no_upsampler", "offline", "force")
+TEXT_FIELDS = ("name", "aoi", "aoi_layer", "aoi_crs", "out_crs", "model", "dataset_preset", "clip_weights",
                "upsampler_weights", "attention", "activation", "device", "precision")
 PATH_FIELDS = ("raster", "out_raster", "out", "out_probs", "preview")
 OUTPUT_FIELDS = ("out_raster", "out_probs", "out", "preview")
 MAX_PATH_BYTES = 4096
+REQUIRED = {"raster": "give the raster to segment", "name": "give a weights name from 'rsov weights list'"}
 
 
 def _typed(name: str, value):
     """``value`` as the field's type (a JSON body gives lists and numbers), or an error naming the field."""
     if value is None:
-        if name == "raster":
-            raise UserInputError("{raster} is missing; give the raster to segment.", "raster")
+        if name in REQUIRED:
+            raise UserInputError(f"{{{name}}} is missing; {REQUIRED[name]}.", name)
         return None
     if name in PATH_FIELDS:
         if not isinstance(value, (str, Path)) or not str(value):
@@ -97,8 +98,26 @@ def _numbers(name: str, value, kind: type) -> tuple:
                              name) from None
 
 
+class Job:
+    """What every job kind shares: fields typed from plain values (a JSON body or a Python call)."""
+
+    kind: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if value is None and field.default not in (None, MISSING):
+                value = field.default  # null in a JSON body: the default
+            if field.name != "classes":
+                object.__setattr__(self, field.name, _typed(field.name, value))
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [field.name for field in fields(cls)]
+
+
 @dataclass(frozen=True)
-class SegmentJob:
+class SegmentJob(Job):
     """Segment ``raster`` into ``classes`` and write the outputs asked for."""
 
     kind: ClassVar[str] = "segment"
@@ -146,21 +165,12 @@ class SegmentJob:
     strip_width: int = DEFAULT_STRIP_WIDTH
     offline: bool = False
 
-    def __post_init__(self) -> None:  # plain types in (a JSON body or a Python call), typed values kept
-        for field in fields(self):
-            value = getattr(self, field.name)
-            if value is None and field.default not in (None, MISSING):
-                value = field.default  # null in a JSON body: the default
-            if field.name != "classes":
-                object.__setattr__(self, field.name, _typed(field.name, value))
+    def __post_init__(self) -> None:
+        super().__post_init__()
         if isinstance(self.classes, str):
             object.__setattr__(self, "classes", parse_inline_classes(self.classes))
         elif isinstance(self.classes, (list, tuple)) and all(isinstance(line, str) for line in self.classes):
             object.__setattr__(self, "classes", parse_class_lines(self.classes))
-
-    @classmethod
-    def field_names(cls) -> list[str]:
-        return [field.name for field in fields(cls)]
 
     # -- the parts other modules take --------------------------------------------------------
     def read_options(self):
@@ -295,23 +305,13 @@ def _check_folder(name: str, path: Path) -> None:
 
 
 @dataclass(frozen=True)
-class DownloadWeightsJob:
+class DownloadWeightsJob(Job):
     """Download a registry's weights file into the cache and verify it (``rsov weights download NAME``)."""
 
     kind: ClassVar[str] = "download_weights"
 
     name: str
     force: bool = False  # download again even if cached
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str):
-            raise UserInputError(f"{{name}} {self.name!r} must be text.", "name")
-        if not isinstance(self.force, bool):
-            raise UserInputError(f"{{force}} {self.force!r} must be true or false.", "force")
-
-    @classmethod
-    def field_names(cls) -> list[str]:
-        return [field.name for field in fields(cls)]
 
     @property
     def outputs(self) -> list[Path]:

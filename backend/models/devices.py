@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gc
+import os
 
 import torch
 
@@ -56,8 +57,6 @@ def describe_devices(active: torch.device | None = None) -> list[dict]:
     Asking a GPU for its free memory starts a CUDA context on it (hundreds of MB), so only
     the device jobs run on, which has one anyway, is asked.
     """
-    import os
-
     devices = [{"name": "cpu", "kind": "cpu", "description": f"{os.cpu_count()} CPU cores",
                 "total_bytes": _physical_memory(), "free_bytes": _available_memory()}]
     for index in range(torch.cuda.device_count() if torch.cuda.is_available() else 0):
@@ -69,8 +68,6 @@ def describe_devices(active: torch.device | None = None) -> list[dict]:
 
 
 def _physical_memory() -> int | None:
-    import os
-
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):

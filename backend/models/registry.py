@@ -72,19 +72,18 @@ DATASET_PRESETS: dict[str, DatasetPreset] = {p.name: p for p in (
 
 
 def find_model_preset(name: str) -> ModelPreset:
-    try:
-        return MODEL_PRESETS[name]
-    except KeyError:
-        raise UserInputError(f"unknown {{model}} {name!r}; choose one of {', '.join(MODEL_PRESETS)}.",
-                             "model") from None
+    return _preset(MODEL_PRESETS, name, "model")
 
 
 def find_dataset_preset(name: str) -> DatasetPreset:
+    return _preset(DATASET_PRESETS, name, "dataset_preset")
+
+
+def _preset(table: dict, name: str, field: str):
     try:
-        return DATASET_PRESETS[name]
+        return table[name]
     except KeyError:
-        raise UserInputError(f"unknown {{dataset_preset}} {name!r}; choose one of {', '.join(DATASET_PRESETS)}.",
-                             "dataset_preset") from None
+        raise UserInputError(f"unknown {{{field}}} {name!r}; choose one of {', '.join(table)}.", field) from None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import json
 import logging
 import secrets
 import shutil
+import time
 import uuid
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
@@ -32,8 +33,7 @@ from backend.server.schemas import (DownloadWeightsResult, ErrorBody, Health, Jo
                                     ModelInfo, Submitted, Upload)
 from backend.server.settings import ServiceSettings
 from backend.server.store import JobRecord, JobStore
-from backend.server.uploads import (UploadNotStored, UploadTooLarge, receive_upload, remove_partial_uploads,
-                                    upload_folder)
+from backend.server.uploads import receive_upload, remove_partial_uploads, upload_folder
 from backend.server.worker import STOPPED, LiveProgress, Worker
 
 log = logging.getLogger("rsov.serve")
@@ -59,8 +59,7 @@ class Service:
     def _recover(self) -> None:
         """Jobs a dead service left queued or running are interrupted; their scratch folders go."""
         for record in self.store.unfinished():
-            self.store.update(record.id, state="interrupted", error=STOPPED,
-                              finished=datetime.now(timezone.utc).timestamp())
+            self.store.update(record.id, state="interrupted", error=STOPPED, finished=time.time())
             for folder in record.output_folders:
                 remove_debris(Path(folder))
             log.warning("job %s was %s when the service stopped: interrupted", record.id, record.state)
@@ -273,14 +272,6 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UserInputError)
     async def user_input(request: Request, error: UserInputError) -> JSONResponse:
         return JSONResponse({"error": error.render(), "fields": list(error.fields)}, status_code=422)
-
-    @app.exception_handler(UploadTooLarge)
-    async def too_large(request: Request, error: UploadTooLarge) -> JSONResponse:
-        return JSONResponse({"error": str(error), "fields": []}, status_code=413)
-
-    @app.exception_handler(UploadNotStored)
-    async def not_stored(request: Request, error: UploadNotStored) -> JSONResponse:
-        return JSONResponse({"error": str(error), "fields": []}, status_code=507)
 
     @app.exception_handler(StarletteHTTPException)  # also the router's own 404 and 405
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:

@@ -7,21 +7,13 @@ import shutil
 import uuid
 from pathlib import Path
 
-from fastapi import Request
+from fastapi import HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
 from backend.errors import UserInputError
 
 PARTIAL_PREFIX = ".partial-"
 SUFFIXES = (".tif", ".tiff")
-
-
-class UploadTooLarge(Exception):
-    """The body is larger than the service takes (HTTP 413)."""
-
-
-class UploadNotStored(Exception):
-    """The service's disk could not take the body (HTTP 507)."""
 
 
 async def receive_upload(request: Request, folder: Path, filename: str, limit: int) -> tuple[Path, int]:
@@ -32,7 +24,7 @@ async def receive_upload(request: Request, folder: Path, filename: str, limit: i
                              "the file.", "filename")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise UploadTooLarge(_too_large(int(declared), limit))
+        raise HTTPException(413, _too_large(int(declared), limit))
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)  # others' uploads are nobody else's business
     target = folder / uuid.uuid4().hex / name
     target.parent.mkdir(mode=0o700)
@@ -43,13 +35,13 @@ async def receive_upload(request: Request, folder: Path, filename: str, limit: i
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > limit:
-                    raise UploadTooLarge(_too_large(size, limit))
+                    raise HTTPException(413, _too_large(size, limit))
                 handle.write(chunk)
         await run_in_threadpool(_check_geotiff, partial, name)
         os.replace(partial, target)
     except OSError as error:
         shutil.rmtree(target.parent, ignore_errors=True)
-        raise UploadNotStored(f"the upload could not be stored ({error.strerror}); free space on the service's "
+        raise HTTPException(507, f"the upload could not be stored ({error.strerror}); free space on the service's "
                               "disk, or give the file's path on the service's machine.") from None
     except BaseException:
         shutil.rmtree(target.parent, ignore_errors=True)
