@@ -4,7 +4,7 @@ from __future__ import annotations
 import configparser
 from pathlib import Path
 
-_METADATA = Path(__file__).resolve().parent.parent / "metadata.txt"
+_METADATA = Path(__file__).resolve().parent.parent / "rs_openvocab" / "metadata.txt"
 
 
 def _read_version() -> str:

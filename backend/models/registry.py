@@ -8,9 +8,12 @@ lambda 0).
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
 from backend.errors import UserInputError
 from backend.models.dense_attention import ATTENTION_MODES
@@ -77,6 +80,12 @@ def find_model_preset(name: str) -> ModelPreset:
 
 def find_dataset_preset(name: str) -> DatasetPreset:
     return _preset(DATASET_PRESETS, name, "dataset_preset")
+
+
+@cache
+def dataset_classes() -> dict[str, dict]:
+    """Each dataset preset's class lines (synonyms by commas, in class-index order) and their source file."""
+    return json.loads((Path(__file__).with_name("dataset_classes.json")).read_text(encoding="utf-8"))
 
 
 def _preset(table: dict, name: str, field: str):

@@ -29,8 +29,8 @@ from backend.errors import UserInputError
 from backend.models.cache import ModelCache
 from backend.raster.files import remove_debris
 from backend.server.paths import PathPolicy
-from backend.server.schemas import (DownloadWeightsResult, ErrorBody, Health, JobRequest, JobResult, JobStatus,
-                                    ModelInfo, Submitted, Upload)
+from backend.server.schemas import (DatasetPresetInfo, DownloadWeightsResult, ErrorBody, Health, JobRequest,
+                                    JobResult, JobStatus, ModelInfo, Submitted, Upload)
 from backend.server.settings import ServiceSettings
 from backend.server.store import JobRecord, JobStore
 from backend.server.uploads import receive_upload, remove_partial_uploads, upload_folder
@@ -149,6 +149,16 @@ def _add_routes(api: APIRouter, service: Service) -> None:
             presets.append(ModelInfo(name=preset.name, description=preset.description, modality=preset.modality,
                                      weights=weights, ready=all(w["present"] for w in weights)))
         return presets
+
+    @api.get("/dataset-presets", response_model=list[DatasetPresetInfo],
+             summary="benchmark datasets: their class prompts and thresholds, for the dataset_preset field")
+    def dataset_presets() -> list[DatasetPresetInfo]:
+        from backend.models.registry import DATASET_PRESETS, dataset_classes
+
+        return [DatasetPresetInfo(name=preset.name, modality="sar" if preset.name.endswith("-sar") else "optical",
+                                  prob_threshold=preset.prob_threshold, background_index=preset.background_index,
+                                  **dataset_classes()[preset.name])
+                for preset in DATASET_PRESETS.values()]
 
     @api.post("/jobs", status_code=202, response_model=Submitted, responses=_errors(400, 422),
               summary="submit a job; it runs after those before it")

@@ -191,6 +191,16 @@ class WeightsInfo(BaseModel):
     path: str = Field(description="where the cache keeps it")
 
 
+class DatasetPresetInfo(BaseModel):
+    name: str
+    modality: Literal["optical", "sar"]
+    classes: list[str] = Field(description="the dataset's class lines as the authors prompt them (synonyms by "
+                                           "commas), in class-index order")
+    prob_threshold: float
+    background_index: int
+    source: str = Field(description="the authors' class-name file")
+
+
 class ModelInfo(BaseModel):
     name: str
     description: str

@@ -83,6 +83,19 @@ def test_health_and_models_describe_the_service(service):
                                                            "bytes": 1000, "path": str(cached)}
 
 
+def test_dataset_presets_carry_their_class_prompts(service):
+    """Every preset the jobs accept is listed, with its classes so the background index points at one."""
+    from backend.models.registry import DATASET_PRESETS
+
+    presets = {preset["name"]: preset for preset in service.client.get("/v1/dataset-presets").json()}
+    assert list(presets) == list(DATASET_PRESETS)
+    assert presets["openearthmap"]["classes"][-1] == "building,roof,house"
+    assert presets["openearthmap"]["prob_threshold"] == 0.1 and presets["whu-sar"]["modality"] == "sar"
+    potsdam = presets["potsdam"]
+    assert "background" in potsdam["classes"][potsdam["background_index"]]
+    assert all(preset["background_index"] < len(preset["classes"]) for preset in presets.values())
+
+
 def test_a_job_runs_from_submission_to_polygons(service, data, tmp_path_factory):
     out = data["folder"] / "full"
     body = job(data, out, out=str(out / "polygons.gpkg"), out_probs=str(out / "probs.tif"), prob_threshold=0.3)
