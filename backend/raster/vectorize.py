@@ -167,7 +167,8 @@ def write_polygons(frame, path: Path, layer: str | None = None) -> None:
     import pyogrio
 
     driver = vector_driver(path)
-    extra = {"layer": layer or path.stem} if driver == "GPKG" else {}
+    # GeoPackage 1.3: QGIS 3.22's GDAL (3.6) reads 1.4 only "partially" and says so on every open
+    extra = {"layer": layer or path.stem, "dataset_options": {"VERSION": "1.3"}} if driver == "GPKG" else {}
     if driver == "ESRI Shapefile":
         extra["encoding"] = "UTF-8"
     with warnings.catch_warnings():  # plain images have no CRS, which pyogrio would warn about

@@ -9,27 +9,15 @@ import httpx
 import numpy as np
 import pytest
 import rasterio
-from rasterio.transform import from_origin
 
 from backend.engine import run
 from backend.errors import UserInputError
 from backend.jobs import SegmentJob
 from tests.helpers.fake_hub import FakeHub
+from tests.helpers.rasters import write_scene
 from tests.helpers.service import RSOV, RunningService
 
 CLASSES = "background; building,roof,house; road"
-
-
-def write_scene(path, height, width, seed=0):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    rows, cols = np.mgrid[0:height, 0:width]
-    pixels = np.stack([(120 + 80 * np.sin(cols / 17.0)), (100 + 60 * np.cos(rows / 11.0)),
-                       rng.integers(0, 256, (height, width))]).astype(np.uint8)
-    with rasterio.open(path, "w", driver="GTiff", height=height, width=width, count=3, dtype="uint8",
-                       crs="EPSG:32633", transform=from_origin(500000.0, 4650000.0, 0.5, 0.5)) as out:
-        out.write(pixels)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -87,3 +87,11 @@ def save_simfeatup_lightning(model: SimFeatUp, path: Path) -> Path:
     }
     torch.save(payload, path)
     return path
+
+
+def save_open_clip_safetensors(model: nn.Module, path: Path) -> Path:
+    """open_clip's published format (open_clip_model.safetensors): the plain state dict as safetensors."""
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}, str(path))
+    return path

@@ -1,0 +1,105 @@
+"""Starting `rsov serve` from the backend's own Python environment, and stopping it with QGIS.
+
+QGIS's Python has no torch; the backend lives in its own environment. Given that
+environment's Python, the plugin starts the service on a free loopback port, reads the URL
+it prints and the token from the file it names, and stops it when the plugin unloads. If a
+service already runs for the same data folder, the plugin connects to that one instead.
+"""
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from rs_openvocab.client import BackendClient, BackendError
+
+LISTENING = re.compile(r"listening on (http://\S+) \((?:token in (.+?)|the token you gave)\)")
+ALREADY_RUNNING = re.compile(r"RSOV_HOME (.+?) \(at (http://\S+)\)")
+START_TIMEOUT_S = 120.0
+
+
+class LocalBackend:
+    """One `rsov serve` child process (or the one already running for its RSOV_HOME)."""
+
+    def __init__(self, python: str, env: dict[str, str] | None = None) -> None:
+        self.python = python
+        self.env = env or {}
+        self.process: subprocess.Popen | None = None
+        self.log_path = Path(tempfile.gettempdir()) / f"rs-openvocab-backend-{os.getuid()}.log"
+
+    def command(self) -> list[str]:
+        rsov = Path(self.python).with_name("rsov")
+        start = [str(rsov)] if rsov.is_file() else [self.python, "-m", "backend.cli"]
+        roots = {str(Path.home()), tempfile.gettempdir()}  # where the plugin writes its outputs and renders
+        return [*start, "serve", "--host", "127.0.0.1", "--port", "0",
+                *[arg for root in sorted(roots) for arg in ("--output-root", root)]]
+
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> BackendClient:
+        """Start the service (or find the running one) and return a client for it."""
+        python = Path(self.python)
+        if not python.is_file() or not os.access(python, os.X_OK):
+            raise BackendError(f"The backend Python {self.python} is not an executable file; give the python of the "
+                               "environment where rs-openvocab is installed (e.g. .venv/bin/python).")
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}  # QGIS's, not ours
+        env.update({"PYTHONUNBUFFERED": "1", **self.env})
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(self.command(), env=env, stdout=subprocess.PIPE, stderr=log,
+                                            stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.process.stdout], [], [], 0.2)
+            if ready:
+                line = self.process.stdout.readline()
+                match = LISTENING.search(line)
+                if match:
+                    token = self.env.get("RSOV_TOKEN") or Path(match.group(2)).read_text().strip()
+                    return BackendClient(match.group(1), token)
+            if self.process.poll() is not None:
+                return self._already_running() or self._failed()
+        self.stop()
+        raise BackendError(f"The backend did not start within {timeout_s:.0f} s; see {self.log_path}.")
+
+    def _already_running(self) -> BackendClient | None:
+        match = ALREADY_RUNNING.search(self._log_tail())
+        if not match:
+            return None
+        self.process = None  # not ours to stop
+        token_file = Path(match.group(1)) / "server" / "token"
+        token = self.env.get("RSOV_TOKEN") or (token_file.read_text().strip() if token_file.exists() else "")
+        return BackendClient(match.group(2), token)
+
+    def _failed(self) -> BackendClient:
+        tail = self._log_tail().strip().splitlines()
+        reason = tail[-1] if tail else f"exit code {self.process.returncode}"
+        raise BackendError(f"The backend could not start: {reason}", detail="\n".join(tail[-30:]))
+
+    def _log_tail(self, size: int = 8000) -> str:
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - size))
+                return log.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """Stop the service this object started (a running job ends as interrupted, writing nothing)."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout:
+            process.stdout.close()

@@ -1,0 +1,1 @@
+"""The Processing provider: segmentation from the toolbox, batch mode, models and qgis_process."""

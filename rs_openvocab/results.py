@@ -1,0 +1,115 @@
+"""Result layers: polygons with a categorized style, the class raster with its palette, exports.
+
+A class keeps its colour in every run and every project: the colour comes from the class
+name itself. The style is saved into the GeoPackage, so the file opens styled anywhere.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import zlib
+from pathlib import Path
+
+from qgis.core import (QgsCategorizedSymbolRenderer, QgsCoordinateTransformContext, QgsFillSymbol,
+                       QgsPalettedRasterRenderer, QgsProject, QgsRasterLayer, QgsRendererCategory,
+                       QgsVectorFileWriter, QgsVectorLayer)
+from qgis.PyQt.QtGui import QColor
+
+from rs_openvocab.i18n import tr
+
+CLASS_FIELD = "class_name"
+BACKGROUND_NAMES = ("background", "others", "other", "clutter")
+
+
+class ResultError(RuntimeError):
+    pass
+
+
+def class_name(line: str) -> str:
+    """The name a class line gets in the outputs: its first synonym."""
+    return line.split(",")[0].strip()
+
+
+def class_color(name: str) -> QColor:
+    """A colour of its own for each class name, the same in every run; background-like classes are grey."""
+    if name.lower() in BACKGROUND_NAMES:
+        return QColor(128, 128, 128)
+    digest = zlib.crc32(name.strip().lower().encode("utf-8"))
+    return QColor.fromHsv(digest % 360, 150 + (digest >> 9) % 80, 190 + (digest >> 17) % 50)
+
+
+def categorized_renderer(names: list[str]) -> QgsCategorizedSymbolRenderer:
+    categories = []
+    for name in names:
+        symbol = QgsFillSymbol.createSimple({"color": class_color(name).name(), "outline_color": "35,35,35,200",
+                                             "outline_width": "0.2"})
+        symbol.setOpacity(0.75)
+        categories.append(QgsRendererCategory(name, symbol, name))
+    return QgsCategorizedSymbolRenderer(CLASS_FIELD, categories)
+
+
+def polygon_layer(path: Path, names: list[str], title: str) -> QgsVectorLayer:
+    """The GeoPackage's polygons, styled by class; its style saved as the file's default."""
+    layer = QgsVectorLayer(str(path), title, "ogr")
+    if not layer.isValid():
+        raise ResultError(tr("The backend wrote {0}, but QGIS cannot open it.").format(path))
+    missing = {"class_name", "score", "area_m2"} - set(layer.fields().names())
+    if missing:
+        raise ResultError(tr("{0} lacks the fields {1}; is the backend's version the plugin's?").format(
+            path, ", ".join(sorted(missing))))
+    layer.setRenderer(categorized_renderer(names))
+    layer.saveStyleToDatabase(title, tr("rs-openvocab classes"), True, "")
+    return layer
+
+
+def class_raster_layer(path: Path, names: list[str], title: str) -> QgsRasterLayer:
+    layer = QgsRasterLayer(str(path), title, "gdal")
+    if not layer.isValid():
+        raise ResultError(tr("The backend wrote {0}, but QGIS cannot open it.").format(path))
+    classes = [QgsPalettedRasterRenderer.Class(index, class_color(name), name) for index, name in enumerate(names)]
+    layer.setRenderer(QgsPalettedRasterRenderer(layer.dataProvider(), 1, classes))
+    return layer
+
+
+def add_result(plan, result: dict, project: QgsProject | None = None) -> list:
+    """Open the run's outputs as styled layers in the project (nothing is added if any cannot be opened)."""
+    project = project or QgsProject.instance()
+    names = [entry["name"] for entry in result["classes"]] or [class_name(line) for line in plan.classes]
+    title = plan.output.stem
+    layers = [polygon_layer(plan.output, names, title)]
+    if plan.class_raster and plan.class_raster.exists():
+        layers.append(class_raster_layer(plan.class_raster, names, title + " " + tr("classes")))
+    for layer in reversed(layers):
+        project.addMapLayer(layer)
+    return layers
+
+
+EXPORT_FORMATS = {  # file filter -> OGR driver
+    "ESRI Shapefile (*.shp)": "ESRI Shapefile",
+    "GeoPackage (*.gpkg)": "GPKG",
+    "GeoJSON (*.geojson)": "GeoJSON",
+    "FlatGeobuf (*.fgb)": "FlatGeobuf",
+    "KML (*.kml)": "KML",
+    "CSV (*.csv)": "CSV",
+}
+
+
+def export_layer(layer: QgsVectorLayer, target: Path, driver: str) -> Path:
+    """Write ``layer`` as ``driver`` to ``target`` through a temporary folder, then move every part into place."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=".rs-openvocab-export-", dir=target.parent))
+    try:
+        options = QgsVectorFileWriter.SaveVectorOptions()
+        options.driverName, options.fileEncoding = driver, "UTF-8"
+        options.layerName = target.stem
+        error, message, *_ = QgsVectorFileWriter.writeAsVectorFormatV3(
+            layer, str(folder / target.name), QgsProject.instance().transformContext() or
+            QgsCoordinateTransformContext(), options)
+        if error != QgsVectorFileWriter.NoError:
+            raise ResultError(tr("Could not write {0}: {1}").format(target, message))
+        for part in folder.iterdir():  # a shapefile is several files: .shp .shx .dbf .prj .cpg
+            shutil.move(str(part), target.parent / part.name)
+        return target
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,195 @@
+"""One segmentation run as a value, and the QgsTask that carries it out without blocking QGIS.
+
+``RunPlan`` is everything the dock or the Processing algorithm decided, already in the
+raster's CRS. ``execute`` does the work in any thread (render if needed, upload if the
+backend is remote, submit, follow, fetch the result); ``SegmentTask`` wraps it for the task
+manager, and delivers the outcome through a plain callback: the task's own C++ object is
+gone once the task manager is done with it.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from qgis.core import (QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsCoordinateTransformContext,
+                       QgsGeometry, QgsMapLayer, QgsProject, QgsRasterLayer, QgsRectangle, QgsTask,
+                       QgsVectorFileWriter, QgsVectorLayer)
+
+from rs_openvocab.areas import Area, clipped_to_layer, working_crs
+from rs_openvocab.client import BackendClient, BackendError, JobCancelled, follow_job
+from rs_openvocab.i18n import tr
+from rs_openvocab.layer_info import file_path
+from rs_openvocab.rendering import render_to_geotiff
+
+
+@dataclass
+class Rendering:
+    """A layer to draw into a GeoTIFF first: a clone made in the main thread."""
+
+    layer: QgsMapLayer
+    extent: QgsRectangle
+    crs: QgsCoordinateReferenceSystem
+    gsd: float
+
+
+@dataclass
+class RunPlan:
+    layer_name: str
+    raster: Path | None  # a file the backend reads, or None with ``rendering``
+    area: Area  # in the CRS of what the backend reads
+    classes: list[str]  # one class per entry, synonyms by commas
+    output: Path  # the polygons: .gpkg (or .shp, .geojson, .fgb)
+    class_raster: Path | None = None  # the class raster (GeoTIFF) too
+    options: dict = field(default_factory=dict)  # more request fields: model, window, prob_threshold, ...
+    rendering: Rendering | None = None
+
+    def request(self, raster: str, out: str, out_raster: str | None) -> dict:
+        body = {"kind": "segment", "raster": raster, "classes": list(self.classes), "out": out, **self.options}
+        if out_raster:
+            body["out_raster"] = out_raster
+        if self.area.geometry is not None:
+            body["aoi"] = self.area.geometry.asWkt(8)
+            body["aoi_crs"] = self.area.crs.authid() or self.area.crs.toWkt(QgsCoordinateReferenceSystem.WKT2_2019)
+        return body
+
+
+def layer_input(layer: QgsRasterLayer, area: Area, render_gsd: float,
+                clone: bool = True) -> tuple[Area, Rendering | None]:
+    """The area in the CRS of what the backend reads, and how to draw the layer first if it is not a file.
+
+    A file goes by its path in its own CRS; anything else is drawn in a CRS whose metres are
+    ground metres (see ``working_crs``), ``clone``d here in the main thread for the task's.
+    """
+    if file_path(layer) is not None:
+        return clipped_to_layer(area, layer), None
+    whole = area.geometry is None
+    local = Area(QgsGeometry.fromRect(layer.extent()), layer.crs()) if whole else clipped_to_layer(area, layer)
+    to_wgs84 = QgsCoordinateTransform(layer.crs(), QgsCoordinateReferenceSystem("EPSG:4326"),
+                                      QgsProject.instance().transformContext())
+    crs = working_crs(layer.crs(), to_wgs84.transformBoundingBox(local.geometry.boundingBox()))
+    target = local.transformed(crs)
+    rendering = Rendering(layer.clone() if clone else layer, target.geometry.boundingBox(), crs, render_gsd)
+    return (Area(None, crs) if whole else target), rendering
+
+
+@dataclass
+class RunOutcome:
+    plan: RunPlan
+    result: dict | None = None
+    error: BackendError | None = None
+    cancelled: bool = False
+
+
+def execute(client: BackendClient, plan: RunPlan, on_progress: Callable[[float], None],
+            is_cancelled: Callable[[], bool]) -> dict:
+    """Run ``plan`` to the end; the job's result. Raises BackendError/JobCancelled; leaves no partial file."""
+    scratch = Path(tempfile.mkdtemp(prefix="rs-openvocab-"))
+    uploaded = None
+    try:
+        raster = plan.raster
+        share = 0.0
+        if plan.rendering is not None:
+            share = 10.0
+            render = plan.rendering
+            raster = render_to_geotiff(render.layer, render.extent, render.crs, render.gsd, scratch / "layer.tif",
+                                       lambda p: on_progress(p * share / 100), is_cancelled)
+            if is_cancelled():
+                raise JobCancelled(tr("The run was cancelled; nothing was written."))
+        if client.is_local:
+            out = str(plan.output)
+            out_raster = str(plan.class_raster) if plan.class_raster else None
+            plan.output.parent.mkdir(parents=True, exist_ok=True)
+        else:  # the service cannot see our disk: send the pixels, take the polygons back as GeoJSON
+            uploaded = client.upload(raster)
+            remote = Path(uploaded["path"])
+            raster, out, out_raster = remote, str(remote.with_name(plan.output.name)), None
+        body = plan.request(str(raster), out, out_raster)
+        outcome = follow_job(client, body, lambda p, _: on_progress(share + p * (100 - share) / 100), is_cancelled)
+        if not client.is_local:
+            _write_polygons(outcome.result, plan.output)
+        return outcome.result
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if uploaded:
+            try:
+                client.remove_upload(uploaded["id"])
+            except BackendError:
+                pass
+
+
+def _write_polygons(result: dict, target: Path) -> None:
+    """A remote job's polygons (GeoJSON, lon/lat) into a local GeoPackage, through a temporary file."""
+    if result.get("polygons_omitted") or result.get("polygons") is None:
+        raise BackendError(tr("The remote backend found more polygons than it sends back; raise its "
+                              "--max-polygons, or run on a smaller area."))
+    folder = Path(tempfile.mkdtemp(prefix="rs-openvocab-"))
+    try:
+        source = folder / "polygons.geojson"
+        source.write_text(json.dumps(result["polygons"]), encoding="utf-8")
+        layer = QgsVectorLayer(str(source), target.stem, "ogr")
+        options = QgsVectorFileWriter.SaveVectorOptions()
+        options.driverName, options.layerName, options.fileEncoding = "GPKG", target.stem, "UTF-8"
+        partial = folder / target.name
+        error, message, *_ = QgsVectorFileWriter.writeAsVectorFormatV3(layer, str(partial),
+                                                                       QgsCoordinateTransformContext(), options)
+        del layer
+        if error != QgsVectorFileWriter.NoError:
+            raise BackendError(tr("Could not write {0}: {1}").format(target, message))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(partial), target)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+class SegmentTask(QgsTask):
+    """``execute`` in the task manager: progress bar, cancel button, outcome to ``on_finished``."""
+
+    def __init__(self, client: BackendClient, plan: RunPlan, on_finished: Callable[[RunOutcome], None]) -> None:
+        super().__init__(tr("Segmenting {0}").format(plan.layer_name), QgsTask.CanCancel)
+        self.client, self.plan, self.on_finished = client, plan, on_finished
+        self.outcome = RunOutcome(plan)
+
+    def run(self) -> bool:
+        try:
+            self.outcome.result = execute(self.client, self.plan, self.setProgress, self.isCanceled)
+            return True
+        except JobCancelled:
+            self.outcome.cancelled = True
+        except BackendError as error:
+            self.outcome.error = error
+        except Exception as error:  # a bug or the disk: one sentence up, the traceback to the log
+            self.outcome.error = BackendError(tr("The run failed: {0}").format(error), detail=traceback.format_exc())
+        return False
+
+    def finished(self, ok: bool) -> None:  # main thread
+        if not ok and self.isCanceled() and self.outcome.error is None:
+            self.outcome.cancelled = True
+        self.on_finished(self.outcome)
+
+
+class CallTask(QgsTask):
+    """A short backend call (connect, download weights) off the main thread; ``on_finished(value, error)``."""
+
+    def __init__(self, description: str, call: Callable[[], object],
+                 on_finished: Callable[[object, BackendError | None], None], flags=QgsTask.CanCancel) -> None:
+        super().__init__(description, flags)
+        self.call, self.on_finished = call, on_finished
+        self.value, self.error = None, None
+
+    def run(self) -> bool:
+        try:
+            self.value = self.call()
+            return True
+        except BackendError as error:
+            self.error = error
+        except Exception as error:
+            self.error = BackendError(str(error), detail=traceback.format_exc())
+        return False
+
+    def finished(self, ok: bool) -> None:
+        self.on_finished(self.value, self.error)

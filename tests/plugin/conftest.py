@@ -1,0 +1,55 @@
+"""The plugin against a real `rsov serve` whose weights cache holds tiny checkpoints of the default preset."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from qgis.core import QgsApplication, QgsProject
+
+from tests.helpers.checkpoints import save_open_clip_safetensors, save_simfeatup_lightning, tiny_clip, tiny_simfeatup
+from tests.helpers.rasters import write_scene
+from tests.helpers.service import RunningService
+
+
+def put_tiny_weights(home) -> None:
+    """The segearth-ov preset's two files, tiny and random, where the cache keeps them: the preset is ready."""
+    clip = home / "weights" / "openai-vit-b-16" / "open_clip_model.safetensors"
+    upsampler = home / "weights" / "simfeatup-jbu-one-million-aid" / "xclip_jbu_one_million_aid.ckpt"
+    for path in (clip, upsampler):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    save_open_clip_safetensors(tiny_clip(), clip)
+    save_simfeatup_lightning(tiny_simfeatup(), upsampler)
+
+
+@pytest.fixture(scope="session")
+def ready_service(tmp_path_factory):
+    home = tmp_path_factory.mktemp("plugin_service")
+    put_tiny_weights(home)
+    service = RunningService(home, "--output-root", str(tmp_path_factory.getbasetemp()))
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def scenes(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("scenes")
+    return {"small": write_scene(folder / "small.tif", 200, 240),
+            "tall": write_scene(folder / "tall.tif", 2400, 300, seed=1)}
+
+
+@pytest.fixture
+def project(qgis_new_project):
+    yield QgsProject.instance()
+    QgsProject.instance().removeAllMapLayers()
+
+
+def wait_for(condition, timeout: float = 120.0, what: str = "the condition"):
+    """Let Qt run (tasks report back through its event loop) until ``condition()`` is true."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        QgsApplication.processEvents()
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
