@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from qgis.core import (QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsGeometry, QgsProject,
                        QgsRasterLayer, QgsRectangle, QgsUnitTypes, QgsVectorLayer)
 
-from rs_openvocab.i18n import tr
+from rs_openvocab.translation import tr
 
 WHOLE_LAYER, MAP_EXTENT, DRAWN, SELECTED_FEATURES = "layer", "extent", "drawn", "features"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rs_openvocab import settings
 from rs_openvocab.client import BackendClient, BackendError
-from rs_openvocab.i18n import tr
+from rs_openvocab.translation import tr
 from rs_openvocab.local_backend import LocalBackend
 
 

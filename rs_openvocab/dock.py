@@ -23,7 +23,7 @@ from rs_openvocab.areas import (DRAWN, MAP_EXTENT, SELECTED_FEATURES, WHOLE_LAYE
                                 from_extent, from_selected_features, pixel_size)
 from rs_openvocab.client import BackendError
 from rs_openvocab.connection import CONNECTION, Backend
-from rs_openvocab.i18n import tr
+from rs_openvocab.translation import tr
 from rs_openvocab.layer_info import file_path, suggested_modality
 from rs_openvocab.map_tools import PolygonTool, RectangleTool
 from rs_openvocab.rendering import RenderError, render_size

@@ -9,7 +9,7 @@ from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction
 
 from rs_openvocab.connection import CONNECTION
-from rs_openvocab.i18n import install_translator, remove_translator, tr
+from rs_openvocab.translation import install_translator, remove_translator, tr
 
 ICON = Path(__file__).resolve().parent / "resources" / "icon.svg"
 MENU = "&rs-openvocab"

@@ -18,7 +18,7 @@ from qgis.core import (QgsCoordinateReferenceSystem, QgsMapLayer, QgsMapRenderer
 from qgis.PyQt.QtCore import QSize
 from qgis.PyQt.QtGui import QColor, QImage, QPainter
 
-from rs_openvocab.i18n import tr
+from rs_openvocab.translation import tr
 
 BLOCK = 1024  # pixels per side of one rendered block
 MAX_PIXELS = 40_000 * 40_000

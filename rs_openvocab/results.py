@@ -15,7 +15,7 @@ from qgis.core import (QgsCategorizedSymbolRenderer, QgsCoordinateTransformConte
                        QgsVectorFileWriter, QgsVectorLayer)
 from qgis.PyQt.QtGui import QColor
 
-from rs_openvocab.i18n import tr
+from rs_openvocab.translation import tr
 
 CLASS_FIELD = "class_name"
 BACKGROUND_NAMES = ("background", "others", "other", "clutter")

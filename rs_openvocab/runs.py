@@ -22,7 +22,7 @@ from qgis.core import (QgsCoordinateReferenceSystem, QgsCoordinateTransform, Qgs
 
 from rs_openvocab.areas import Area, clipped_to_layer, working_crs
 from rs_openvocab.client import BackendClient, BackendError, JobCancelled, follow_job
-from rs_openvocab.i18n import tr
+from rs_openvocab.translation import tr
 from rs_openvocab.layer_info import file_path
 from rs_openvocab.rendering import render_to_geotiff
 

@@ -1,3 +1,7 @@
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # pytest-qgis starts QGIS in every run: never on a display
+
 import pytest
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
-from rs_openvocab.i18n import tr
+from rs_openvocab.translation import tr
 
 ICON = Path(__file__).resolve().parent.parent / "resources" / "icon.svg"
 

@@ -12,7 +12,7 @@ from qgis.core import (QgsGeometry, QgsProcessing, QgsProcessingAlgorithm, QgsPr
 from rs_openvocab.areas import Area, AreaError
 from rs_openvocab.client import BackendError, JobCancelled
 from rs_openvocab.connection import CONNECTION
-from rs_openvocab.i18n import tr
+from rs_openvocab.translation import tr
 from rs_openvocab.rendering import RenderError
 from rs_openvocab.runs import RunPlan, execute, layer_input
 
