@@ -30,7 +30,7 @@ class RenderError(RuntimeError):
 
 
 def render_size(extent: QgsRectangle, gsd: float) -> tuple[int, int]:
-    width, height = math.ceil(extent.width() / gsd), math.ceil(extent.height() / gsd)
+    width, height = (math.ceil(side / gsd - 1e-6) for side in (extent.width(), extent.height()))  # 512.0000001 is 512
     if width * height > MAX_PIXELS:
         raise RenderError(tr("Rendering {0} × {1} px is too much; choose a smaller area or a coarser "
                              "resolution.").format(width, height))
@@ -47,11 +47,16 @@ def render_to_geotiff(layer: QgsMapLayer, extent: QgsRectangle, crs: QgsCoordina
     dataset = driver.Create(str(partial), width, height, 3, gdal.GDT_Byte,
                             ["TILED=YES", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER", "PHOTOMETRIC=RGB"])
     try:
-        dataset.SetGeoTransform((extent.xMinimum(), gsd, 0.0, extent.yMinimum() + height * gsd, 0.0, -gsd))
+        top = extent.yMaximum()  # the grid hangs from the top-left corner, as GDAL's does
+        dataset.SetGeoTransform((extent.xMinimum(), gsd, 0.0, top, 0.0, -gsd))
         dataset.SetProjection(crs.toWkt(QgsCoordinateReferenceSystem.WKT_PREFERRED_GDAL))
-        dataset.CreateMaskBand(gdal.GMF_PER_DATASET)
+        previous = gdal.GetThreadLocalConfigOption("GDAL_TIFF_INTERNAL_MASK", None)
+        gdal.SetThreadLocalConfigOption("GDAL_TIFF_INTERNAL_MASK", "YES")  # one file, no .msk beside it
+        try:
+            dataset.CreateMaskBand(gdal.GMF_PER_DATASET)
+        finally:
+            gdal.SetThreadLocalConfigOption("GDAL_TIFF_INTERNAL_MASK", previous)
         mask = dataset.GetRasterBand(1).GetMaskBand()
-        top = extent.yMinimum() + height * gsd
         blocks = [(row, col) for row in range(0, height, BLOCK) for col in range(0, width, BLOCK)]
         painted = False
         for done, (row, col) in enumerate(blocks):
@@ -77,7 +82,6 @@ def render_to_geotiff(layer: QgsMapLayer, extent: QgsRectangle, crs: QgsCoordina
         raise RenderError(tr("Layer '{0}' drew nothing but one colour over the area: its tiles could not be "
                              "fetched or it has no data there.").format(layer.name()))
     os.replace(partial, path)
-    _remove(partial.with_name(partial.name + ".msk"))
     return path
 
 
