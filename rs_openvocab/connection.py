@@ -77,12 +77,6 @@ class Connection:
             self.backend = backend
             return backend
 
-    def current(self) -> Backend:
-        """The connected backend, connecting as the settings say if there is none yet."""
-        if self.backend is not None:
-            return self.backend
-        return self.connect()
-
     def _alive(self) -> bool:
         if self.backend is None:
             return False

@@ -114,7 +114,7 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
         plan = RunPlan(self.layer_name, self.raster, self.area, classes, output,
                        Path(raster_out) if raster_out else None, options, self.rendering)
         try:
-            backend = CONNECTION.current()
+            backend = CONNECTION.connect()
             feedback.pushInfo(tr("Backend {0}, version {1}, on {2}").format(
                 backend.client.url, backend.health.get("version"), backend.device_text))
             result = execute(backend.client, plan, feedback.setProgress, feedback.isCanceled)
