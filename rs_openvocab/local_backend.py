@@ -31,6 +31,7 @@ class LocalBackend:
         self.env = env or {}
         self.process: subprocess.Popen | None = None
         self.log_path = Path(tempfile.gettempdir()) / f"rs-openvocab-backend-{os.getuid()}.log"
+        self.log_start = 0
 
     def command(self) -> list[str]:
         rsov = Path(self.python).with_name("rsov")
@@ -48,6 +49,7 @@ class LocalBackend:
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}  # QGIS's, not ours
         env.update({"PYTHONUNBUFFERED": "1", **self.env})
         with open(self.log_path, "ab") as log:
+            self.log_start = log.tell()  # this start's lines only: the log is shared by every start
             self.process = subprocess.Popen(self.command(), env=env, stdout=subprocess.PIPE, stderr=log,
                                             stdin=subprocess.DEVNULL, text=True, start_new_session=True)
         deadline = time.monotonic() + timeout_s
@@ -81,7 +83,7 @@ class LocalBackend:
     def _log_tail(self, size: int = 8000) -> str:
         try:
             with open(self.log_path, "rb") as log:
-                log.seek(max(0, log.seek(0, os.SEEK_END) - size))
+                log.seek(max(self.log_start, log.seek(0, os.SEEK_END) - size))
                 return log.read().decode("utf-8", "replace")
         except OSError:
             return ""

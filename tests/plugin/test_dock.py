@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 
@@ -16,7 +15,6 @@ from qgis.PyQt.QtWidgets import QApplication
 
 import rs_openvocab
 from rs_openvocab import settings
-from rs_openvocab.connection import CONNECTION
 from rs_openvocab.results import class_color
 from tests.helpers.service import RunningService
 from tests.plugin.conftest import put_tiny_weights, wait_for
@@ -34,11 +32,17 @@ def plugin(qgis_iface, project):
 
 
 def connect(dock, service) -> None:
-    dock.mode.setCurrentIndex(dock.mode.findData("url"))
-    dock.url.setText(service.url)
-    dock.token.setText(service.token)
+    connect_with(dock, mode="url", url=service.url, token=service.token)
+
+
+def connect_with(dock, mode: str, url: str = "", token: str = "", python: str = "") -> None:
+    """Fill the backend settings and press Connect, as a user does."""
+    dock.mode.setCurrentIndex(dock.mode.findData(mode))
+    dock.url.setText(url)
+    dock.token.setText(token)
+    dock.python.setFilePath(python)
     dock.connect_button.click()
-    wait_for(lambda: dock.backend is not None or dock.status_label.text() == "Not connected", what="connecting")
+    wait_for(lambda: dock.connect_button.isEnabled(), what="connecting")
     assert dock.backend is not None, messages(dock.iface, Qgis.Critical)
 
 
@@ -213,3 +217,26 @@ def plugin_scene(tmp_path):
     from tests.helpers.rasters import write_scene
 
     return write_scene(tmp_path / "rgb.tif", 20, 20)
+
+
+def test_a_dataset_preset_fills_the_prompts_and_threshold(plugin, ready_service):
+    dock = plugin.dock
+    connect(dock, ready_service)
+    index = dock.dataset.findText("whu-sar")
+    dock.dataset.setCurrentIndex(index)
+    dock.dataset.activated.emit(index)
+    assert dock.class_lines()[-1] == "others" and dock.threshold.value() == 0.0
+    assert dock.modality.currentData() == "sar" and dock.model.currentData()["name"] == "segearth-ov-sar"
+    index = dock.dataset.findText("openearthmap")
+    dock.dataset.setCurrentIndex(index)
+    dock.dataset.activated.emit(index)
+    assert dock.class_lines()[-1] == "building,roof,house" and dock.threshold.value() == pytest.approx(0.1)
+
+
+def test_a_version_mismatch_is_named():
+    from rs_openvocab.client import BackendClient
+    from rs_openvocab.connection import Backend, plugin_version
+
+    assert Backend(BackendClient("http://127.0.0.1:1", "t"), {"version": plugin_version()}).version_warning is None
+    warning = Backend(BackendClient("http://127.0.0.1:1", "t"), {"version": "9.9.9"}).version_warning
+    assert "9.9.9" in warning and plugin_version() in warning
