@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from qgis.core import (QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsCoordinateTransformContext,
-                       QgsGeometry, QgsMapLayer, QgsProject, QgsRasterLayer, QgsRectangle, QgsTask,
+from qgis.core import (QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsGeometry, QgsMapLayer, QgsProject, QgsRasterLayer, QgsRectangle, QgsTask,
                        QgsVectorFileWriter, QgsVectorLayer)
 
 from rs_openvocab.areas import Area, clipped_to_layer, working_crs
@@ -111,7 +110,7 @@ def execute(client: BackendClient, plan: RunPlan, on_progress: Callable[[float],
         body = plan.request(str(raster), out, out_raster)
         outcome = follow_job(client, body, lambda p, _: on_progress(share + p * (100 - share) / 100), is_cancelled)
         if not client.is_local:
-            _write_polygons(outcome.result, plan.output)
+            _write_polygons(outcome.result, plan.output, plan.area.crs)
         return outcome.result
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -122,8 +121,8 @@ def execute(client: BackendClient, plan: RunPlan, on_progress: Callable[[float],
                 pass
 
 
-def _write_polygons(result: dict, target: Path) -> None:
-    """A remote job's polygons (GeoJSON, lon/lat) into a local GeoPackage, through a temporary file."""
+def _write_polygons(result: dict, target: Path, crs: QgsCoordinateReferenceSystem) -> None:
+    """A remote job's polygons (GeoJSON, lon/lat) into a local GeoPackage in ``crs``, through a temporary file."""
     if result.get("polygons_omitted") or result.get("polygons") is None:
         raise BackendError(tr("The remote backend found more polygons than it sends back; raise its "
                               "--max-polygons, or run on a smaller area."))
@@ -134,9 +133,10 @@ def _write_polygons(result: dict, target: Path) -> None:
         layer = QgsVectorLayer(str(source), target.stem, "ogr")
         options = QgsVectorFileWriter.SaveVectorOptions()
         options.driverName, options.layerName, options.fileEncoding = "GPKG", target.stem, "UTF-8"
+        context = QgsProject.instance().transformContext()
+        options.ct = QgsCoordinateTransform(layer.crs(), crs, context)
         partial = folder / target.name
-        error, message, *_ = QgsVectorFileWriter.writeAsVectorFormatV3(layer, str(partial),
-                                                                       QgsCoordinateTransformContext(), options)
+        error, message, *_ = QgsVectorFileWriter.writeAsVectorFormatV3(layer, str(partial), context, options)
         del layer
         if error != QgsVectorFileWriter.NoError:
             raise BackendError(tr("Could not write {0}: {1}").format(target, message))

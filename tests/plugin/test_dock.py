@@ -240,3 +240,44 @@ def test_a_version_mismatch_is_named():
     assert Backend(BackendClient("http://127.0.0.1:1", "t"), {"version": plugin_version()}).version_warning is None
     warning = Backend(BackendClient("http://127.0.0.1:1", "t"), {"version": "9.9.9"}).version_warning
     assert "9.9.9" in warning and plugin_version() in warning
+
+
+def _own_address() -> str | None:
+    """This machine's address that is not loopback, if it has one."""
+    import socket
+
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outgoing interface
+        address = probe.getsockname()[0]
+    except OSError:
+        return None
+    finally:
+        probe.close()
+    return None if address.startswith("127.") else address
+
+
+def test_a_remote_backend_gets_the_pixels_uploaded_and_sends_polygons_back(plugin, scenes, tmp_path):
+    address = _own_address()
+    if address is None:
+        pytest.skip("this machine has no address but loopback")
+    home = tmp_path / "home"
+    put_tiny_weights(home)
+    service = RunningService(home, "--host", "0.0.0.0")
+    try:
+        dock = plugin.dock
+        dock.layer.setLayer(add_raster(scenes["small"], "remote"))
+        connect_with(dock, mode="url", url=service.url.replace("0.0.0.0", address), token=service.token)
+        assert not dock.backend.client.is_local
+        dock.classes.setPlainText(CLASSES)
+        dock.output.setFilePath(str(tmp_path / "local" / "remote.gpkg"))
+        run_and_wait(dock)
+        assert not messages(dock.iface, Qgis.Critical), messages(dock.iface, Qgis.Critical)
+        polygons = [l for l in QgsProject.instance().mapLayersByName("remote") if isinstance(l, QgsVectorLayer)][0]
+        assert polygons.featureCount() > 0 and {"class_name", "score", "area_m2"} <= set(polygons.fields().names())
+        assert polygons.crs().authid() == "EPSG:32633"  # back from lon/lat into the layer's CRS
+        extent = polygons.extent()
+        assert 499999 < extent.xMinimum() and extent.xMaximum() < 500121 and 4649899 < extent.yMinimum()
+        assert not list(home.rglob("*.tif"))  # the upload was removed once the job ended
+    finally:
+        service.stop()
