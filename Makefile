@@ -4,6 +4,7 @@
 # and for the QGIS plugin:
 #   make plugin        build dist/rs_openvocab-VERSION.zip (install it from QGIS's plugin manager)
 #   make qgis          open QGIS on a throwaway profile with the plugin, the backend and the sample raster
+#   make translations  update the Qt Linguist sources from the tr() strings and build the .qm files
 SYS_PYTHON ?= /usr/bin/python3
 VENV       := .venv
 PY         := $(VENV)/bin/python
@@ -41,7 +42,10 @@ bench: venv
 	$(PY) bench/streaming.py tiny
 	$(PY) bench/streaming.py vit-b16
 
-plugin:
+translations:
+	$(SYS_PYTHON) tools/translations.py
+
+plugin: translations
 	$(SYS_PYTHON) tools/build_plugin.py
 
 clean:

@@ -20,7 +20,7 @@ def qgis_locale() -> str:
     settings = QgsSettings()
     if settings.value("locale/overrideFlag", False, type=bool):
         return settings.value("locale/userLocale", "") or QLocale.system().name()
-    return settings.value("locale/userLocale", "") or QLocale.system().name()
+    return QLocale.system().name()
 
 
 def install_translator(locale: str | None = None) -> QTranslator | None:

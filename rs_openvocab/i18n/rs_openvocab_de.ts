@@ -342,6 +342,34 @@ water</translation>
             <translation>rs-openvocab</translation>
         </message>
         <message>
+            <source>Window size in pixels (0: the preset's)</source>
+            <translation>Fenstergröße in Pixeln (0: Wert der Voreinstellung)</translation>
+        </message>
+        <message>
+            <source>Stride in pixels (0: the preset's)</source>
+            <translation>Schrittweite in Pixeln (0: Wert der Voreinstellung)</translation>
+        </message>
+        <message>
+            <source>Probability threshold, 0-1 (-1: the preset's)</source>
+            <translation>Wahrscheinlichkeitsschwelle, 0-1 (-1: Wert der Voreinstellung)</translation>
+        </message>
+        <message>
+            <source>Resample to this ground resolution, m (0: native)</source>
+            <translation>Auf diese Bodenauflösung umrechnen, m (0: ursprünglich)</translation>
+        </message>
+        <message>
+            <source>Simplify tolerance, pixels</source>
+            <translation>Vereinfachungstoleranz, Pixel</translation>
+        </message>
+        <message>
+            <source>Drop polygons smaller than, m²</source>
+            <translation>Polygone kleiner als diese Fläche verwerfen, m²</translation>
+        </message>
+        <message>
+            <source>Fill holes smaller than, m²</source>
+            <translation>Löcher kleiner als diese Fläche füllen, m²</translation>
+        </message>
+        <message>
             <source>Segment raster with text prompts</source>
             <translation>Raster mit Textprompts segmentieren</translation>
         </message>

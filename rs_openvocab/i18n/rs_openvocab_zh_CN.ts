@@ -342,6 +342,34 @@ water</translation>
             <translation>rs-openvocab</translation>
         </message>
         <message>
+            <source>Window size in pixels (0: the preset's)</source>
+            <translation>窗口大小（像素，0：使用预设值）</translation>
+        </message>
+        <message>
+            <source>Stride in pixels (0: the preset's)</source>
+            <translation>步长（像素，0：使用预设值）</translation>
+        </message>
+        <message>
+            <source>Probability threshold, 0-1 (-1: the preset's)</source>
+            <translation>概率阈值，0-1（-1：使用预设值）</translation>
+        </message>
+        <message>
+            <source>Resample to this ground resolution, m (0: native)</source>
+            <translation>重采样到此地面分辨率，米（0：原始分辨率）</translation>
+        </message>
+        <message>
+            <source>Simplify tolerance, pixels</source>
+            <translation>简化容差（像素）</translation>
+        </message>
+        <message>
+            <source>Drop polygons smaller than, m²</source>
+            <translation>删除小于此面积的多边形，m²</translation>
+        </message>
+        <message>
+            <source>Fill holes smaller than, m²</source>
+            <translation>填充小于此面积的孔洞，m²</translation>
+        </message>
+        <message>
             <source>Segment raster with text prompts</source>
             <translation>使用文本提示分割栅格</translation>
         </message>

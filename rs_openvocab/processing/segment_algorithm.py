@@ -16,16 +16,18 @@ from rs_openvocab.translation import tr
 from rs_openvocab.rendering import RenderError
 from rs_openvocab.runs import RunPlan, execute, layer_input
 
-NUMBER_OPTIONS = (  # parameter, request field, description, type, minimum
-    ("WINDOW", "window", "Window size in pixels (0: the preset's)", QgsProcessingParameterNumber.Integer, 0),
-    ("STRIDE", "stride", "Stride in pixels (0: the preset's)", QgsProcessingParameterNumber.Integer, 0),
-    ("PROB_THRESHOLD", "prob_threshold", "Probability threshold, 0-1 (-1: the preset's)",
-     QgsProcessingParameterNumber.Double, -1),
-    ("GSD", "gsd", "Resample to this ground resolution, m (0: native)", QgsProcessingParameterNumber.Double, 0),
-    ("SIMPLIFY", "simplify", "Simplify tolerance, pixels", QgsProcessingParameterNumber.Double, 0),
-    ("MIN_AREA", "min_area", "Drop polygons smaller than, m²", QgsProcessingParameterNumber.Double, 0),
-    ("FILL_HOLES", "fill_holes", "Fill holes smaller than, m²", QgsProcessingParameterNumber.Double, 0),
-)
+def number_options() -> tuple:
+    """(parameter, request field, label, type, minimum): labels are translated when asked for."""
+    integer, double = QgsProcessingParameterNumber.Integer, QgsProcessingParameterNumber.Double
+    return (
+        ("WINDOW", "window", tr("Window size in pixels (0: the preset's)"), integer, 0),
+        ("STRIDE", "stride", tr("Stride in pixels (0: the preset's)"), integer, 0),
+        ("PROB_THRESHOLD", "prob_threshold", tr("Probability threshold, 0-1 (-1: the preset's)"), double, -1),
+        ("GSD", "gsd", tr("Resample to this ground resolution, m (0: native)"), double, 0),
+        ("SIMPLIFY", "simplify", tr("Simplify tolerance, pixels"), double, 0),
+        ("MIN_AREA", "min_area", tr("Drop polygons smaller than, m²"), double, 0),
+        ("FILL_HOLES", "fill_holes", tr("Fill holes smaller than, m²"), double, 0),
+    )
 
 
 class SegmentAlgorithm(QgsProcessingAlgorithm):
@@ -56,8 +58,8 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
                                                        optional=True))
         self.addParameter(QgsProcessingParameterNumber("RENDER_GSD", tr("Render resolution for non-file layers, m"),
                                                        QgsProcessingParameterNumber.Double, 1.0, minValue=0.01))
-        for key, _, description, kind, minimum in NUMBER_OPTIONS:
-            self.addParameter(QgsProcessingParameterNumber(key, tr(description), kind, minimum, minValue=minimum))
+        for key, _, label, kind, minimum in number_options():
+            self.addParameter(QgsProcessingParameterNumber(key, label, kind, minimum, minValue=minimum))
         self.addParameter(QgsProcessingParameterBoolean("OVERWRITE", tr("Replace existing outputs"), True))
         self.addParameter(QgsProcessingParameterVectorDestination("OUTPUT", tr("Polygons"),
                                                                   QgsProcessing.TypeVectorPolygon))
@@ -106,7 +108,7 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
         dataset = self.parameterAsString(parameters, "DATASET_PRESET", context)
         if dataset:
             options["dataset_preset"] = dataset
-        for key, field, _, kind, minimum in NUMBER_OPTIONS:
+        for key, field, _, kind, minimum in number_options():
             number = (self.parameterAsInt if kind == QgsProcessingParameterNumber.Integer
                       else self.parameterAsDouble)(parameters, key, context)
             if number > minimum and not (field == "gsd" and self.rendering is not None):

@@ -37,6 +37,16 @@ def scenes(tmp_path_factory):
             "tall": write_scene(folder / "tall.tif", 2400, 300, seed=1)}
 
 
+@pytest.fixture(autouse=True)
+def fresh_plugin_settings():
+    """Nothing the plugin remembered in an earlier test (recent prompts, speeds, backend) leaks into the next."""
+    from qgis.core import QgsSettings
+
+    QgsSettings().remove("rs_openvocab")
+    yield
+    QgsSettings().remove("rs_openvocab")
+
+
 @pytest.fixture
 def project(qgis_new_project):
     yield QgsProject.instance()

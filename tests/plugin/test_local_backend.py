@@ -9,7 +9,7 @@ import pytest
 import rs_openvocab
 from rs_openvocab.client import BackendError
 from rs_openvocab.local_backend import LocalBackend
-from tests.plugin.test_dock import connect_with, messages
+from tests.plugin.test_dock import connect_with
 
 VENV_PYTHON = str(Path(sys.executable))
 
