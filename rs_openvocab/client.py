@@ -1,7 +1,7 @@
 """The `rsov serve` HTTP API as Python calls, and one job followed from submission to result.
 
-Standard library only (urllib), so it runs in QGIS's Python, in a QgsTask thread and in a
-Processing algorithm alike. Every failure is a ``BackendError`` whose message is one sentence
+The standard library's urllib (no third-party package in QGIS's Python), so it runs in a
+QgsTask thread and in a Processing algorithm alike. Every failure is a ``BackendError`` whose message is one sentence
 for the message bar; ``detail`` keeps what goes to the log.
 """
 from __future__ import annotations
@@ -15,6 +15,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+from rs_openvocab.translation import tr
 
 FINAL_STATES = ("done", "failed", "cancelled", "interrupted")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -107,13 +109,14 @@ class BackendClient:
         except (urllib.error.URLError, ConnectionError, socket.timeout, TimeoutError) as error:
             reason = getattr(error, "reason", error)
             raise BackendUnreachable(
-                f"The rs-openvocab backend at {self.url} does not answer ({reason}); start it, or check the URL "
-                "in the plugin's backend settings.", detail=repr(error)) from None
+                tr("The rs-openvocab backend at {0} does not answer ({1}); start it, or check the URL in the "
+                   "plugin's backend settings.").format(self.url, reason), detail=repr(error)) from None
         try:
             return json.loads(payload) if payload else None
         except ValueError:
-            raise BackendError(f"{self.url} answered {route} with something that is not JSON; is this URL an "
-                               "rs-openvocab backend?", detail=payload[:500].decode("utf-8", "replace")) from None
+            raise BackendError(tr("{0} answered {1} with something that is not JSON; is this URL an rs-openvocab "
+                                  "backend?").format(self.url, route),
+                               detail=payload[:500].decode("utf-8", "replace")) from None
 
     def _refusal(self, error: urllib.error.HTTPError) -> BackendError:
         text = error.read().decode("utf-8", "replace")
@@ -121,9 +124,10 @@ class BackendClient:
             body = json.loads(text)
             sentence, fields = body["error"], body.get("fields", [])
         except (ValueError, KeyError, TypeError):
-            sentence, fields = f"The backend refused the request (HTTP {error.code}).", []
+            sentence, fields = tr("The backend refused the request (HTTP {0}).").format(error.code), []
         if error.code == 401:
-            sentence = "The backend refused the token; copy the token from the backend's token file into the settings."
+            sentence = tr("The backend refused the token; copy the token from the backend's token file into the "
+                          "settings.")
         return BackendError(sentence, fields, error.code, detail=text[:2000])
 
 
@@ -169,8 +173,8 @@ def follow_job(client: BackendClient, body: dict, on_progress: Callable[[float, 
     if state == "done":
         return JobOutcome(status, client.result(job_id))
     if state == "cancelled":
-        raise JobCancelled("The run was cancelled; nothing was written.")
+        raise JobCancelled(tr("The run was cancelled; nothing was written."))
     if state == "interrupted":
-        raise BackendError(f"The backend stopped during the run ({status.get('error') or 'interrupted'}); "
-                           "nothing was written, run it again.")
-    raise BackendError(status.get("error") or "The run failed on the backend.", status.get("error_fields"))
+        raise BackendError(tr("The backend stopped during the run ({0}); nothing was written, run it again.").format(
+            status.get("error") or "interrupted"))
+    raise BackendError(status.get("error") or tr("The run failed on the backend."), status.get("error_fields"))

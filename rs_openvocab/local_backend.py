@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from rs_openvocab.client import BackendClient, BackendError
+from rs_openvocab.translation import tr
 
 LISTENING = re.compile(r"listening on (http://\S+) \((?:token in (.+?)|the token you gave)\)")
 ALREADY_RUNNING = re.compile(r"RSOV_HOME (.+?) \(at (http://\S+)\)")
@@ -44,8 +45,9 @@ class LocalBackend:
         """Start the service (or find the running one) and return a client for it."""
         python = Path(self.python)
         if not python.is_file() or not os.access(python, os.X_OK):
-            raise BackendError(f"The backend Python {self.python} is not an executable file; give the python of the "
-                               "environment where rs-openvocab is installed (e.g. .venv/bin/python).")
+            raise BackendError(tr("The backend Python {0} is not an executable file; give the python of the "
+                                  "environment where rs-openvocab is installed (e.g. .venv/bin/python).").format(
+                                      self.python))
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}  # QGIS's, not ours
         env.update({"PYTHONUNBUFFERED": "1", **self.env})
         with open(self.log_path, "ab") as log:
@@ -64,7 +66,7 @@ class LocalBackend:
             if self.process.poll() is not None:
                 return self._already_running() or self._failed()
         self.stop()
-        raise BackendError(f"The backend did not start within {timeout_s:.0f} s; see {self.log_path}.")
+        raise BackendError(tr("The backend did not start within {0:.0f} s; see {1}.").format(timeout_s, self.log_path))
 
     def _already_running(self) -> BackendClient | None:
         match = ALREADY_RUNNING.search(self._log_tail())
@@ -78,7 +80,7 @@ class LocalBackend:
     def _failed(self) -> BackendClient:
         tail = self._log_tail().strip().splitlines()
         reason = tail[-1] if tail else f"exit code {self.process.returncode}"
-        raise BackendError(f"The backend could not start: {reason}", detail="\n".join(tail[-30:]))
+        raise BackendError(tr("The backend could not start: {0}").format(reason), detail="\n".join(tail[-30:]))
 
     def _log_tail(self, size: int = 8000) -> str:
         try:

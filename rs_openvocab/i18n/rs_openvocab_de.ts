@@ -44,6 +44,34 @@
             <translation>{0} × {1} px ({2:.2f} MP), etwa {3} ({4})</translation>
         </message>
         <message>
+            <source>The rs-openvocab backend at {0} does not answer ({1}); start it, or check the URL in the plugin's backend settings.</source>
+            <translation>Das rs-openvocab-Backend unter {0} antwortet nicht ({1}); starten Sie es oder prüfen Sie die URL in den Backend-Einstellungen des Plugins.</translation>
+        </message>
+        <message>
+            <source>{0} answered {1} with something that is not JSON; is this URL an rs-openvocab backend?</source>
+            <translation>{0} hat auf {1} nicht mit JSON geantwortet; ist diese URL ein rs-openvocab-Backend?</translation>
+        </message>
+        <message>
+            <source>The backend refused the request (HTTP {0}).</source>
+            <translation>Das Backend hat die Anfrage abgelehnt (HTTP {0}).</translation>
+        </message>
+        <message>
+            <source>The backend refused the token; copy the token from the backend's token file into the settings.</source>
+            <translation>Das Backend hat das Token abgelehnt; kopieren Sie das Token aus der Token-Datei des Backends in die Einstellungen.</translation>
+        </message>
+        <message>
+            <source>The run was cancelled; nothing was written.</source>
+            <translation>Der Lauf wurde abgebrochen; es wurde nichts geschrieben.</translation>
+        </message>
+        <message>
+            <source>The backend stopped during the run ({0}); nothing was written, run it again.</source>
+            <translation>Das Backend wurde während des Laufs beendet ({0}); es wurde nichts geschrieben, starten Sie den Lauf erneut.</translation>
+        </message>
+        <message>
+            <source>The run failed on the backend.</source>
+            <translation>Der Lauf ist im Backend fehlgeschlagen.</translation>
+        </message>
+        <message>
             <source>The backend is version {0} and the plugin {1}; update the one that is older so that both match.</source>
             <translation>Das Backend hat die Version {0}, das Plugin {1}; aktualisieren Sie das ältere, damit beide übereinstimmen.</translation>
         </message>
@@ -310,10 +338,6 @@ water</translation>
             <translation>Verarbeitung von {0}: {1}</translation>
         </message>
         <message>
-            <source>The run was cancelled; nothing was written.</source>
-            <translation>Der Lauf wurde abgebrochen; es wurde nichts geschrieben.</translation>
-        </message>
-        <message>
             <source>{0} polygons in {1:.1f} s ({2:.2f} MP/s), saved to {3}</source>
             <translation>{0} Polygone in {1:.1f} s ({2:.2f} MP/s), gespeichert unter {3}</translation>
         </message>
@@ -328,6 +352,18 @@ water</translation>
         <message>
             <source>Exported to {0}</source>
             <translation>Exportiert nach {0}</translation>
+        </message>
+        <message>
+            <source>The backend Python {0} is not an executable file; give the python of the environment where rs-openvocab is installed (e.g. .venv/bin/python).</source>
+            <translation>Das Backend-Python {0} ist keine ausführbare Datei; geben Sie das python der Umgebung an, in der rs-openvocab installiert ist (z. B. .venv/bin/python).</translation>
+        </message>
+        <message>
+            <source>The backend did not start within {0:.0f} s; see {1}.</source>
+            <translation>Das Backend ist nicht innerhalb von {0:.0f} s gestartet; siehe {1}.</translation>
+        </message>
+        <message>
+            <source>The backend could not start: {0}</source>
+            <translation>Das Backend konnte nicht starten: {0}</translation>
         </message>
         <message>
             <source>Segment with text prompts</source>

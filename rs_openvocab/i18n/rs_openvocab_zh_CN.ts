@@ -44,6 +44,34 @@
             <translation>{0} × {1} px（{2:.2f} MP），约 {3}（{4}）</translation>
         </message>
         <message>
+            <source>The rs-openvocab backend at {0} does not answer ({1}); start it, or check the URL in the plugin's backend settings.</source>
+            <translation>位于 {0} 的 rs-openvocab 后端没有响应（{1}）；请启动它，或检查插件后端设置中的 URL。</translation>
+        </message>
+        <message>
+            <source>{0} answered {1} with something that is not JSON; is this URL an rs-openvocab backend?</source>
+            <translation>{0} 对 {1} 的应答不是 JSON；此 URL 是 rs-openvocab 后端吗？</translation>
+        </message>
+        <message>
+            <source>The backend refused the request (HTTP {0}).</source>
+            <translation>后端拒绝了请求（HTTP {0}）。</translation>
+        </message>
+        <message>
+            <source>The backend refused the token; copy the token from the backend's token file into the settings.</source>
+            <translation>后端拒绝了令牌；请将后端令牌文件中的令牌复制到设置中。</translation>
+        </message>
+        <message>
+            <source>The run was cancelled; nothing was written.</source>
+            <translation>运行已取消；未写入任何内容。</translation>
+        </message>
+        <message>
+            <source>The backend stopped during the run ({0}); nothing was written, run it again.</source>
+            <translation>后端在运行中停止（{0}）；未写入任何内容，请重新运行。</translation>
+        </message>
+        <message>
+            <source>The run failed on the backend.</source>
+            <translation>后端运行失败。</translation>
+        </message>
+        <message>
             <source>The backend is version {0} and the plugin {1}; update the one that is older so that both match.</source>
             <translation>后端版本为 {0}，插件版本为 {1}；请更新较旧的一方，使两者版本一致。</translation>
         </message>
@@ -310,10 +338,6 @@ water</translation>
             <translation>正在处理 {0}：{1}</translation>
         </message>
         <message>
-            <source>The run was cancelled; nothing was written.</source>
-            <translation>运行已取消；未写入任何内容。</translation>
-        </message>
-        <message>
             <source>{0} polygons in {1:.1f} s ({2:.2f} MP/s), saved to {3}</source>
             <translation>{0} 个多边形，用时 {1:.1f} s（{2:.2f} MP/s），已保存到 {3}</translation>
         </message>
@@ -328,6 +352,18 @@ water</translation>
         <message>
             <source>Exported to {0}</source>
             <translation>已导出到 {0}</translation>
+        </message>
+        <message>
+            <source>The backend Python {0} is not an executable file; give the python of the environment where rs-openvocab is installed (e.g. .venv/bin/python).</source>
+            <translation>后端 Python {0} 不是可执行文件；请提供安装了 rs-openvocab 的环境中的 python（例如 .venv/bin/python）。</translation>
+        </message>
+        <message>
+            <source>The backend did not start within {0:.0f} s; see {1}.</source>
+            <translation>后端未能在 {0:.0f} 秒内启动；请查看 {1}。</translation>
+        </message>
+        <message>
+            <source>The backend could not start: {0}</source>
+            <translation>后端无法启动：{0}</translation>
         </message>
         <message>
             <source>Segment with text prompts</source>
