@@ -48,5 +48,8 @@ translations:
 plugin: translations
 	$(SYS_PYTHON) tools/build_plugin.py
 
+qgis: venv plugin
+	$(PY) tools/qgis_sandbox.py
+
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache dist
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache dist build/qgis-sandbox

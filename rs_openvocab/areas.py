@@ -32,10 +32,19 @@ class Area:
         if self.geometry is None or crs == self.crs:
             return self
         geometry = QgsGeometry(self.geometry)
-        geometry = geometry.densifyByCount(16) if geometry.type() == 2 else geometry  # curved edges stay curved
+        if geometry.constGet().nCoordinates() < 200:  # a drawn box: its straight edges bend in the other CRS
+            geometry = geometry.densifyByCount(8)
         transform = QgsCoordinateTransform(self.crs, crs, QgsProject.instance().transformContext())
         geometry.transform(transform)
         return Area(geometry, crs)
+
+
+def crs_reference(crs: QgsCoordinateReferenceSystem) -> str:
+    """How the backend (pyproj) is told a CRS: its EPSG/ESRI/IGNF code, else its WKT (user CRSs, local ones)."""
+    authid = crs.authid()
+    if authid.split(":")[0] in ("EPSG", "ESRI", "IGNF"):
+        return authid
+    return crs.toWkt(QgsCoordinateReferenceSystem.WKT2_2019)
 
 
 def from_extent(extent: QgsRectangle, crs: QgsCoordinateReferenceSystem) -> Area:
@@ -82,8 +91,9 @@ def utm_crs(lon: float, lat: float) -> QgsCoordinateReferenceSystem:
 
 def working_crs(layer_crs: QgsCoordinateReferenceSystem, extent_wgs84: QgsRectangle) -> QgsCoordinateReferenceSystem:
     """Where a rendered layer's ground resolution is in true metres: its own CRS if projected in metres
-    (Web Mercator excepted: its metres stretch with latitude), else the UTM zone of the area."""
-    if metres_per_unit(layer_crs) is not None and layer_crs.authid() not in ("EPSG:3857", "EPSG:900913"):
+    (Mercator excepted: its metres stretch with latitude), else the UTM zone of the area."""
+    mercator = "+proj=merc" in layer_crs.toProj()
+    if layer_crs.mapUnits() == QgsUnitTypes.DistanceMeters and not mercator:
         return layer_crs
     centre = extent_wgs84.center()
     return utm_crs(centre.x(), centre.y())

@@ -102,7 +102,7 @@ class BackendClient:
             headers.update({"Content-Type": "application/octet-stream", "Content-Length": str(size)})
         request = urllib.request.Request(self.url.rstrip("/") + route, data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+            with self._opener().open(request, timeout=self.timeout_s) as response:
                 payload = response.read()
         except urllib.error.HTTPError as error:
             raise self._refusal(error) from None
@@ -118,8 +118,16 @@ class BackendClient:
                                   "backend?").format(self.url, route),
                                detail=payload[:500].decode("utf-8", "replace")) from None
 
+    def _opener(self) -> urllib.request.OpenerDirector:
+        """No proxy for a service on this machine (a proxy would see the token, and cannot reach loopback)."""
+        return urllib.request.build_opener(urllib.request.ProxyHandler({})) if self.is_local \
+            else urllib.request.build_opener()
+
     def _refusal(self, error: urllib.error.HTTPError) -> BackendError:
-        text = error.read().decode("utf-8", "replace")
+        try:
+            text = error.read().decode("utf-8", "replace")
+        except OSError:  # the connection broke while the body was read
+            text = ""
         try:
             body = json.loads(text)
             sentence, fields = body["error"], body.get("fields", [])

@@ -5,6 +5,7 @@ it checks the service answers, that the token is right and that its version is t
 """
 from __future__ import annotations
 
+import atexit
 import configparser
 import threading
 from dataclasses import dataclass
@@ -99,3 +100,4 @@ class Connection:
 
 
 CONNECTION = Connection()
+atexit.register(CONNECTION.close)  # qgis_process and crashes of the plugin's code: no service left behind

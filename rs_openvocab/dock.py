@@ -10,8 +10,8 @@ import datetime as dt
 import re
 from pathlib import Path
 
-from qgis.core import (Qgis, QgsApplication, QgsCoordinateReferenceSystem, QgsGeometry, QgsMapLayerProxyModel,
-                       QgsMessageLog, QgsProject, QgsRasterLayer, QgsVectorLayer)
+from qgis.core import (Qgis, QgsApplication, QgsCoordinateReferenceSystem, QgsCsException, QgsGeometry,
+                       QgsMapLayerProxyModel, QgsMessageLog, QgsProject, QgsRasterLayer, QgsVectorLayer)
 from qgis.gui import (QgsCollapsibleGroupBox, QgsDockWidget, QgsDoubleSpinBox, QgsFileWidget,
                       QgsMapLayerComboBox, QgsPasswordLineEdit, QgsSpinBox)
 from qgis.PyQt.QtCore import Qt
@@ -27,7 +27,7 @@ from rs_openvocab.translation import tr
 from rs_openvocab.layer_info import file_path, suggested_modality
 from rs_openvocab.map_tools import PolygonTool, RectangleTool
 from rs_openvocab.rendering import RenderError, render_size
-from rs_openvocab.results import EXPORT_FORMATS, ResultError, add_result, export_layer
+from rs_openvocab.results import EXPORT_FORMATS, ResultError, add_result, write_vector
 from rs_openvocab.runs import CallTask, Rendering, RunOutcome, RunPlan, SegmentTask, layer_input
 
 LOG_TAG = "rs-openvocab"
@@ -48,6 +48,7 @@ class SegmentDock(QgsDockWidget):
         self.datasets: list[dict] = []
         self.drawn: Area | None = None
         self.task: SegmentTask | None = None
+        self.calls: list[CallTask] = []
         self.last_result_layers: list = []
         self.tools = {"rectangle": RectangleTool(self.canvas), "polygon": PolygonTool(self.canvas)}
         for tool in self.tools.values():
@@ -106,7 +107,8 @@ class SegmentDock(QgsDockWidget):
         form.addRow(draw_row)
         self.area_layer = QgsMapLayerComboBox()
         self.area_layer.setFilters(QgsMapLayerProxyModel.PolygonLayer)
-        form.addRow(tr("Polygon layer"), self.area_layer)
+        self.area_layer_label = QLabel(tr("Polygon layer"))
+        form.addRow(self.area_layer_label, self.area_layer)
         self.size_label = QLabel()
         self.size_label.setWordWrap(True)
         form.addRow(self.size_label)
@@ -338,6 +340,7 @@ class SegmentDock(QgsDockWidget):
     def _area_changed(self, *_) -> None:
         key = self.area.currentData()
         self.area_layer.setVisible(key == SELECTED_FEATURES)
+        self.area_layer_label.setVisible(key == SELECTED_FEATURES)
         if key != DRAWN:
             self._clear_drawing()
         self.update_estimate()
@@ -390,8 +393,8 @@ class SegmentDock(QgsDockWidget):
                 width, height = render_size(rendering.extent, rendering.gsd)
             else:
                 width, height = pixel_size(layer, plan_area, self.gsd.value() or None)
-        except (AreaError, RenderError) as error:
-            self.size_label.setText(str(error))
+        except (AreaError, RenderError, ValueError, OverflowError, QgsCsException) as error:
+            self.size_label.setText(str(error) or tr("The area cannot be transformed into the layer's CRS."))
             return
         device = self.backend.health.get("device", "cpu") if self.backend else "cpu"
         self.size_label.setText(estimate_text(width, height, *settings.megapixels_per_second(device)))
@@ -462,13 +465,16 @@ class SegmentDock(QgsDockWidget):
             return
         try:
             plan = self.plan()
-        except (AreaError, RenderError, ValueError) as error:
-            self.iface.messageBar().pushMessage(LOG_TAG, str(error), Qgis.Warning, 8)
+        except (AreaError, RenderError, ValueError, OverflowError, QgsCsException) as error:
+            self.iface.messageBar().pushMessage(
+                LOG_TAG, str(error) or tr("The area cannot be transformed into the layer's CRS."), Qgis.Warning, 8)
             return
         settings.remember_prompts("\n".join(plan.classes))
         settings.set_value("render_gsd", self.render_gsd.value())
         self._fill_recent()
-        log(tr("Running on {0}: {1}").format(plan.layer_name, plan.request("…", str(plan.output), None)))
+        request = plan.request("…", str(plan.output), None)
+        request["aoi"] = request.get("aoi", "")[:200]  # a detailed polygon would flood the log
+        log(tr("Running on {0}: {1}").format(plan.layer_name, request))
         self.task = SegmentTask(self.backend.client, plan, self._run_finished)
         self.task.progressChanged.connect(lambda value: self.progress.setValue(int(value)))
         self._set_running(True)
@@ -499,7 +505,7 @@ class SegmentDock(QgsDockWidget):
             self.report(BackendError(str(error)))
             return
         self.progress.setValue(100)
-        self.iface.messageBar().pushMessage(LOG_TAG, tr("{0} polygons in {1:.1f} s ({2:.2f} MP/s), saved to {3}").format(
+        self.iface.messageBar().pushMessage(LOG_TAG, tr("Polygons: {0}, in {1:.1f} s ({2:.2f} MP/s), saved to {3}").format(
             result.get("polygon_count") or 0, result["seconds"], result["mp_per_s"], outcome.plan.output),
             Qgis.Success, 8)
         self.update_estimate()
@@ -508,8 +514,16 @@ class SegmentDock(QgsDockWidget):
         self.run_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
 
-    def _start(self, task) -> None:
-        self._pending = task  # keep the Python object alive until the task manager takes it
+    def _start(self, task: CallTask) -> None:
+        """Run ``task``; the dock holds it (its Python side must outlive the call) until it reports back."""
+        report = task.on_finished
+
+        def finished(value, error) -> None:
+            self.calls.remove(task)
+            report(value, error)
+
+        task.on_finished = finished
+        self.calls.append(task)
         QgsApplication.taskManager().addTask(task)
 
     # -- export -------------------------------------------------------------------------------
@@ -527,10 +541,12 @@ class SegmentDock(QgsDockWidget):
 
     def export_to(self, layer: QgsVectorLayer, path: Path, driver: str) -> None:
         try:
-            written = export_layer(layer, path, driver)
+            written = write_vector(layer, path, driver)
         except ResultError as error:
             self.report(BackendError(str(error)))
             return
+        if driver != "GPKG":  # a .qml beside the file: QGIS opens it styled (a GeoPackage carries its style)
+            layer.saveNamedStyle(str(written.with_suffix(".qml")))
         self.iface.messageBar().pushMessage(LOG_TAG, tr("Exported to {0}").format(written), Qgis.Success, 5)
 
     # -- messages -----------------------------------------------------------------------------
@@ -540,9 +556,17 @@ class SegmentDock(QgsDockWidget):
         log(str(error) + (("\n" + error.detail) if error.detail else ""), Qgis.Critical)
 
     def unload(self) -> None:
+        """Cancel what is running and forget it (the dock is going away), take the map tools off the canvas."""
         self._clear_drawing()
         for tool in self.tools.values():
             tool.remove()
+        self.tools = {}
         self.canvas.extentsChanged.disconnect(self._extent_changed)
-        if self.task is not None:
-            self.task.cancel()
+        for task in [self.task, *self.calls]:
+            if task is not None:
+                task.on_finished = lambda *_: None
+                try:
+                    task.cancel()
+                except RuntimeError:  # the task manager already deleted it
+                    pass
+        self.task, self.calls = None, []

@@ -13,6 +13,7 @@ import select
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from rs_openvocab.translation import tr
 LISTENING = re.compile(r"listening on (http://\S+) \((?:token in (.+?)|the token you gave)\)")
 ALREADY_RUNNING = re.compile(r"RSOV_HOME (.+?) \(at (http://\S+)\)")
 START_TIMEOUT_S = 120.0
+# QGIS's own environment, wrong for the backend's Python and its own PROJ/GDAL data
+QGIS_ONLY = ("PYTHONPATH", "PYTHONHOME", "PROJ_LIB", "PROJ_DATA", "GDAL_DATA", "GDAL_DRIVER_PATH")
 
 
 class LocalBackend:
@@ -33,13 +36,14 @@ class LocalBackend:
         self.process: subprocess.Popen | None = None
         self.log_path = Path(tempfile.gettempdir()) / f"rs-openvocab-backend-{os.getuid()}.log"
         self.log_start = 0
+        self.token_given: str | None = None
 
     def command(self) -> list[str]:
         rsov = Path(self.python).with_name("rsov")
         start = [str(rsov)] if rsov.is_file() else [self.python, "-m", "backend.cli"]
-        roots = {str(Path.home()), tempfile.gettempdir()}  # where the plugin writes its outputs and renders
-        return [*start, "serve", "--host", "127.0.0.1", "--port", "0",
-                *[arg for root in sorted(roots) for arg in ("--output-root", root)]]
+        # the user's own service on loopback: outputs may go wherever the user saves them (the service's
+        # own folders stay refused)
+        return [*start, "serve", "--host", "127.0.0.1", "--port", "0", "--output-root", "/"]
 
     def start(self, timeout_s: float = START_TIMEOUT_S) -> BackendClient:
         """Start the service (or find the running one) and return a client for it."""
@@ -48,8 +52,9 @@ class LocalBackend:
             raise BackendError(tr("The backend Python {0} is not an executable file; give the python of the "
                                   "environment where rs-openvocab is installed (e.g. .venv/bin/python).").format(
                                       self.python))
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}  # QGIS's, not ours
+        env = {k: v for k, v in os.environ.items() if k not in QGIS_ONLY}
         env.update({"PYTHONUNBUFFERED": "1", **self.env})
+        self.token_given = env.get("RSOV_TOKEN")
         with open(self.log_path, "ab") as log:
             self.log_start = log.tell()  # this start's lines only: the log is shared by every start
             self.process = subprocess.Popen(self.command(), env=env, stdout=subprocess.PIPE, stderr=log,
@@ -61,12 +66,20 @@ class LocalBackend:
                 line = self.process.stdout.readline()
                 match = LISTENING.search(line)
                 if match:
-                    token = self.env.get("RSOV_TOKEN") or Path(match.group(2)).read_text().strip()
+                    token = self.token_given or Path(match.group(2)).read_text().strip()
+                    threading.Thread(target=self._drain, args=(self.process.stdout,), daemon=True).start()
                     return BackendClient(match.group(1), token)
             if self.process.poll() is not None:
                 return self._already_running() or self._failed()
         self.stop()
         raise BackendError(tr("The backend did not start within {0:.0f} s; see {1}.").format(timeout_s, self.log_path))
+
+    def _drain(self, stream) -> None:
+        """Copy what the service prints after its banner to the log: a full pipe would stop it."""
+        with open(self.log_path, "a", encoding="utf-8") as log:
+            for line in stream:
+                log.write(line)
+                log.flush()
 
     def _already_running(self) -> BackendClient | None:
         match = ALREADY_RUNNING.search(self._log_tail())
@@ -74,7 +87,7 @@ class LocalBackend:
             return None
         self.process = None  # not ours to stop
         token_file = Path(match.group(1)) / "server" / "token"
-        token = self.env.get("RSOV_TOKEN") or (token_file.read_text().strip() if token_file.exists() else "")
+        token = self.token_given or (token_file.read_text().strip() if token_file.exists() else "")
         return BackendClient(match.group(2), token)
 
     def _failed(self) -> BackendClient:

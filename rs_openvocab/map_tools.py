@@ -29,6 +29,7 @@ class AreaTool(QgsMapTool):
         self.band.reset(QgsWkbTypes.PolygonGeometry)
 
     def _finish(self, geometry: QgsGeometry) -> None:
+        geometry = geometry.makeValid()  # a bow-tie polygon becomes its two triangles
         if geometry.isEmpty() or geometry.area() <= 0:
             self.clear()
             return
@@ -39,6 +40,7 @@ class AreaTool(QgsMapTool):
         """Take the rubber band off the canvas (the plugin unloads)."""
         self.clear()
         self.canvas().scene().removeItem(self.band)
+        self.deleteLater()
 
 
 class RectangleTool(AreaTool):
@@ -78,6 +80,10 @@ class PolygonTool(AreaTool):
         self.points.append(self.toMapCoordinates(event.pos()))
         self.band.setToGeometry(QgsGeometry.fromPolylineXY(self.points) if len(self.points) < 3
                                 else QgsGeometry.fromPolygonXY([self.points + [self.points[0]]]), None)
+
+    def deactivate(self) -> None:
+        self.points = []
+        super().deactivate()
 
     def keyPressEvent(self, event) -> None:
         if event.key() == Qt.Key_Escape:

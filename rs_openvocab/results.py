@@ -10,7 +10,8 @@ import tempfile
 import zlib
 from pathlib import Path
 
-from qgis.core import (QgsCategorizedSymbolRenderer, QgsCoordinateTransformContext, QgsFillSymbol,
+from qgis.core import (QgsCategorizedSymbolRenderer, QgsCoordinateReferenceSystem, QgsCoordinateTransform,
+                       QgsCoordinateTransformContext, QgsFillSymbol,
                        QgsPalettedRasterRenderer, QgsProject, QgsRasterLayer, QgsRendererCategory,
                        QgsVectorFileWriter, QgsVectorLayer)
 from qgis.PyQt.QtGui import QColor
@@ -94,18 +95,22 @@ EXPORT_FORMATS = {  # file filter -> OGR driver
 }
 
 
-def export_layer(layer: QgsVectorLayer, target: Path, driver: str) -> Path:
-    """Write ``layer`` as ``driver`` to ``target`` through a temporary folder, then move every part into place."""
+def write_vector(layer: QgsVectorLayer, target: Path, driver: str,
+                 crs: QgsCoordinateReferenceSystem | None = None,
+                 context: QgsCoordinateTransformContext | None = None) -> Path:
+    """Write ``layer`` as ``driver`` (in ``crs`` if given) to ``target`` through a temporary folder beside it,
+    then move every part into place: a failed write leaves nothing."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=".rs-openvocab-export-", dir=target.parent))
+    folder = Path(tempfile.mkdtemp(prefix=".rs-openvocab-write-", dir=target.parent))
     try:
         options = QgsVectorFileWriter.SaveVectorOptions()
-        options.driverName, options.fileEncoding = driver, "UTF-8"
-        options.layerName = target.stem
-        error, message, *_ = QgsVectorFileWriter.writeAsVectorFormatV3(
-            layer, str(folder / target.name), QgsProject.instance().transformContext() or
-            QgsCoordinateTransformContext(), options)
+        options.driverName, options.fileEncoding, options.layerName = driver, "UTF-8", target.stem
+        context = context or QgsProject.instance().transformContext()
+        if crs is not None:
+            options.ct = QgsCoordinateTransform(layer.crs(), crs, context)
+        error, message, *_ = QgsVectorFileWriter.writeAsVectorFormatV3(layer, str(folder / target.name), context,
+                                                                       options)
         if error != QgsVectorFileWriter.NoError:
             raise ResultError(tr("Could not write {0}: {1}").format(target, message))
         for part in folder.iterdir():  # a shapefile is several files: .shp .shx .dbf .prj .cpg

@@ -16,14 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from qgis.core import (QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsGeometry, QgsMapLayer, QgsProject, QgsRasterLayer, QgsRectangle, QgsTask,
+from qgis.core import (QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsCoordinateTransformContext,
+                       QgsGeometry, QgsMapLayer, QgsProject, QgsRasterLayer, QgsRectangle, QgsTask,
                        QgsVectorFileWriter, QgsVectorLayer)
 
-from rs_openvocab.areas import Area, clipped_to_layer, working_crs
+from rs_openvocab.areas import Area, clipped_to_layer, crs_reference, working_crs
 from rs_openvocab.client import BackendClient, BackendError, JobCancelled, follow_job
 from rs_openvocab.translation import tr
 from rs_openvocab.layer_info import file_path
-from rs_openvocab.rendering import render_to_geotiff
+from rs_openvocab.rendering import RenderCancelled, render_to_geotiff
+from rs_openvocab.results import ResultError, write_vector
 
 
 @dataclass
@@ -53,7 +55,7 @@ class RunPlan:
             body["out_raster"] = out_raster
         if self.area.geometry is not None:
             body["aoi"] = self.area.geometry.asWkt(8)
-            body["aoi_crs"] = self.area.crs.authid() or self.area.crs.toWkt(QgsCoordinateReferenceSystem.WKT2_2019)
+            body["aoi_crs"] = crs_reference(self.area.crs)
         return body
 
 
@@ -95,10 +97,11 @@ def execute(client: BackendClient, plan: RunPlan, on_progress: Callable[[float],
         if plan.rendering is not None:
             share = 10.0
             render = plan.rendering
-            raster = render_to_geotiff(render.layer, render.extent, render.crs, render.gsd, scratch / "layer.tif",
-                                       lambda p: on_progress(p * share / 100), is_cancelled)
-            if is_cancelled():
-                raise JobCancelled(tr("The run was cancelled; nothing was written."))
+            try:
+                raster = render_to_geotiff(render.layer, render.extent, render.crs, render.gsd,
+                                           scratch / "layer.tif", lambda p: on_progress(p * share / 100), is_cancelled)
+            except RenderCancelled:
+                raise JobCancelled(tr("The run was cancelled; nothing was written.")) from None
         if client.is_local:
             out = str(plan.output)
             out_raster = str(plan.class_raster) if plan.class_raster else None
@@ -122,26 +125,22 @@ def execute(client: BackendClient, plan: RunPlan, on_progress: Callable[[float],
 
 
 def _write_polygons(result: dict, target: Path, crs: QgsCoordinateReferenceSystem) -> None:
-    """A remote job's polygons (GeoJSON, lon/lat) into a local GeoPackage in ``crs``, through a temporary file."""
+    """A remote job's polygons (GeoJSON, lon/lat) into the local file ``target``, in ``crs``."""
     if result.get("polygons_omitted") or result.get("polygons") is None:
         raise BackendError(tr("The remote backend found more polygons than it sends back; raise its "
                               "--max-polygons, or run on a smaller area."))
+    if not result["polygons"].get("features"):
+        raise BackendError(tr("The backend found no polygons of these classes in the area; nothing was written."))
     folder = Path(tempfile.mkdtemp(prefix="rs-openvocab-"))
     try:
         source = folder / "polygons.geojson"
         source.write_text(json.dumps(result["polygons"]), encoding="utf-8")
         layer = QgsVectorLayer(str(source), target.stem, "ogr")
-        options = QgsVectorFileWriter.SaveVectorOptions()
-        options.driverName, options.layerName, options.fileEncoding = "GPKG", target.stem, "UTF-8"
-        context = QgsProject.instance().transformContext()
-        options.ct = QgsCoordinateTransform(layer.crs(), crs, context)
-        partial = folder / target.name
-        error, message, *_ = QgsVectorFileWriter.writeAsVectorFormatV3(layer, str(partial), context, options)
+        driver = QgsVectorFileWriter.driverForExtension(target.suffix) or "GPKG"
+        write_vector(layer, target, driver, crs, QgsCoordinateTransformContext())  # not the project's: a thread
         del layer
-        if error != QgsVectorFileWriter.NoError:
-            raise BackendError(tr("Could not write {0}: {1}").format(target, message))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(partial), target)
+    except ResultError as error:
+        raise BackendError(str(error)) from None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -192,4 +191,6 @@ class CallTask(QgsTask):
         return False
 
     def finished(self, ok: bool) -> None:
+        if not ok and self.error is None:  # cancelled before it ran
+            self.error = BackendError(tr("Cancelled."))
         self.on_finished(self.value, self.error)

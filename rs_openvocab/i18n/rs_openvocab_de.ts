@@ -318,6 +318,10 @@ water</translation>
             <translation>Fügen Sie dem Projekt einen Rasterlayer hinzu.</translation>
         </message>
         <message>
+            <source>The area cannot be transformed into the layer's CRS.</source>
+            <translation>Das Gebiet kann nicht in das KBS des Layers transformiert werden.</translation>
+        </message>
+        <message>
             <source>Choose a raster layer.</source>
             <translation>Wählen Sie einen Rasterlayer.</translation>
         </message>
@@ -338,8 +342,8 @@ water</translation>
             <translation>Verarbeitung von {0}: {1}</translation>
         </message>
         <message>
-            <source>{0} polygons in {1:.1f} s ({2:.2f} MP/s), saved to {3}</source>
-            <translation>{0} Polygone in {1:.1f} s ({2:.2f} MP/s), gespeichert unter {3}</translation>
+            <source>Polygons: {0}, in {1:.1f} s ({2:.2f} MP/s), saved to {3}</source>
+            <translation>Polygone: {0}, in {1:.1f} s ({2:.2f} MP/s), gespeichert unter {3}</translation>
         </message>
         <message>
             <source>Select a result layer to export.</source>
@@ -512,6 +516,10 @@ water</translation>
         <message>
             <source>The remote backend found more polygons than it sends back; raise its --max-polygons, or run on a smaller area.</source>
             <translation>Das entfernte Backend hat mehr Polygone gefunden, als es zurücksendet; erhöhen Sie sein --max-polygons oder führen Sie den Lauf auf einem kleineren Gebiet aus.</translation>
+        </message>
+        <message>
+            <source>The backend found no polygons of these classes in the area; nothing was written.</source>
+            <translation>Das Backend hat in diesem Gebiet keine Polygone dieser Klassen gefunden; es wurde nichts geschrieben.</translation>
         </message>
         <message>
             <source>Segmenting {0}</source>

@@ -318,6 +318,10 @@ water</translation>
             <translation>请向项目中添加栅格图层。</translation>
         </message>
         <message>
+            <source>The area cannot be transformed into the layer's CRS.</source>
+            <translation>无法将该区域转换到图层的坐标参考系。</translation>
+        </message>
+        <message>
             <source>Choose a raster layer.</source>
             <translation>请选择栅格图层。</translation>
         </message>
@@ -338,8 +342,8 @@ water</translation>
             <translation>正在处理 {0}：{1}</translation>
         </message>
         <message>
-            <source>{0} polygons in {1:.1f} s ({2:.2f} MP/s), saved to {3}</source>
-            <translation>{0} 个多边形，用时 {1:.1f} s（{2:.2f} MP/s），已保存到 {3}</translation>
+            <source>Polygons: {0}, in {1:.1f} s ({2:.2f} MP/s), saved to {3}</source>
+            <translation>多边形：{0}，用时 {1:.1f} 秒（{2:.2f} MP/s），已保存到 {3}</translation>
         </message>
         <message>
             <source>Select a result layer to export.</source>
@@ -512,6 +516,10 @@ water</translation>
         <message>
             <source>The remote backend found more polygons than it sends back; raise its --max-polygons, or run on a smaller area.</source>
             <translation>远程后端找到的多边形多于其返回的数量；请调高其 --max-polygons，或在更小的区域上运行。</translation>
+        </message>
+        <message>
+            <source>The backend found no polygons of these classes in the area; nothing was written.</source>
+            <translation>后端在该区域中未找到这些类别的多边形；未写入任何内容。</translation>
         </message>
         <message>
             <source>Segmenting {0}</source>

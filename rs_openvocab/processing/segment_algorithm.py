@@ -61,8 +61,9 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
         for key, _, label, kind, minimum in number_options():
             self.addParameter(QgsProcessingParameterNumber(key, label, kind, minimum, minValue=minimum))
         self.addParameter(QgsProcessingParameterBoolean("OVERWRITE", tr("Replace existing outputs"), True))
-        self.addParameter(QgsProcessingParameterVectorDestination("OUTPUT", tr("Polygons"),
-                                                                  QgsProcessing.TypeVectorPolygon))
+        output = QgsProcessingParameterVectorDestination("OUTPUT", tr("Polygons"), QgsProcessing.TypeVectorPolygon)
+        output.setSupportsNonFileBasedOutput(False)  # the backend writes a file: no database table
+        self.addParameter(output)
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT_RASTER", tr("Class raster"), optional=True,
                                                                   createByDefault=False))
 

@@ -94,3 +94,22 @@ def _to_wgs84():
     from qgis.core import QgsCoordinateTransform
 
     return QgsCoordinateTransform(UTM33, QgsCoordinateReferenceSystem("EPSG:4326"), QgsProject.instance())
+
+
+@pytest.mark.parametrize("crs, kept", [("EPSG:32633", True), ("EPSG:2263", False), ("EPSG:3857", False),
+                                       ("EPSG:3395", False), ("EPSG:4326", False)])
+def test_layers_are_drawn_where_a_metre_is_a_metre(crs, kept):
+    from rs_openvocab.areas import working_crs
+
+    chosen = working_crs(QgsCoordinateReferenceSystem(crs), QgsRectangle(13.3, 52.4, 13.5, 52.6))
+    assert chosen == (QgsCoordinateReferenceSystem(crs) if kept else QgsCoordinateReferenceSystem("EPSG:32633"))
+
+
+def test_a_crs_without_an_authority_code_goes_as_wkt():
+    from rs_openvocab.areas import crs_reference
+
+    assert crs_reference(UTM33) == "EPSG:32633"
+    custom = QgsCoordinateReferenceSystem.fromProj("+proj=tmerc +lat_0=0 +lon_0=15.5 +k=1 +x_0=0 +y_0=0 "
+                                                   "+ellps=GRS80 +units=m +no_defs")
+    reference = crs_reference(custom)
+    assert reference.startswith(("PROJCRS", "BOUNDCRS")) and "15.5" in reference

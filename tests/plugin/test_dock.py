@@ -132,6 +132,7 @@ def test_a_drawn_area_in_another_crs_becomes_a_styled_layer_and_a_shapefile(plug
     shapefile = QgsVectorLayer(str(tmp_path / "export" / "result.shp"), "shp")
     assert shapefile.isValid() and shapefile.featureCount() == polygons.featureCount()
     assert shapefile.crs().authid() == "EPSG:32633"
+    assert isinstance(shapefile.renderer(), QgsCategorizedSymbolRenderer)  # from result.qml beside it
     assert not [p for p in (tmp_path / "export").iterdir() if p.name.startswith(".")]
 
 
@@ -142,14 +143,19 @@ def _transform(source: str, target: str):
                                   QgsProject.instance())
 
 
-def test_cancel_leaves_no_layer_and_no_file(plugin, ready_service, scenes, tmp_path):
-    dock = plugin.dock
-    dock.layer.setLayer(add_raster(scenes["tall"], "tall"))
-    connect(dock, ready_service)
+def start_long_run(dock, service, raster, output) -> None:
+    """Run the tall scene and return once it is segmenting (its windows take a few seconds)."""
+    dock.layer.setLayer(add_raster(raster, "tall"))
+    connect(dock, service)
     dock.classes.setPlainText(CLASSES)
-    dock.output.setFilePath(str(tmp_path / "cancelled.gpkg"))
+    dock.output.setFilePath(str(output))
     dock.run_button.click()
     wait_for(lambda: dock.progress.value() > 10, what="segmenting to start")
+
+
+def test_cancel_leaves_no_layer_and_no_file(plugin, ready_service, scenes, tmp_path):
+    dock = plugin.dock
+    start_long_run(dock, ready_service, scenes["tall"], tmp_path / "cancelled.gpkg")
     dock.cancel_button.click()
     wait_for(lambda: dock.task is None, what="the cancel")
     assert any("cancelled" in m for m in messages(dock.iface, Qgis.Info))
@@ -163,12 +169,7 @@ def test_a_backend_killed_mid_run_gives_a_sentence_and_no_layer(plugin, scenes, 
     service = RunningService(home, "--output-root", str(tmp_path))
     try:
         dock = plugin.dock
-        dock.layer.setLayer(add_raster(scenes["tall"], "tall"))
-        connect(dock, service)
-        dock.classes.setPlainText(CLASSES)
-        dock.output.setFilePath(str(tmp_path / "killed.gpkg"))
-        dock.run_button.click()
-        wait_for(lambda: dock.progress.value() > 10, what="segmenting to start")
+        start_long_run(dock, service, scenes["tall"], tmp_path / "killed.gpkg")
         service.kill()
         wait_for(lambda: dock.task is None, what="the run to fail")
     finally:
@@ -281,3 +282,16 @@ def test_a_remote_backend_gets_the_pixels_uploaded_and_sends_polygons_back(plugi
         assert not list(home.rglob("*.tif"))  # the upload was removed once the job ended
     finally:
         service.stop()
+
+
+def test_unloading_during_a_run_cancels_it_quietly(qgis_iface, project, ready_service, scenes, tmp_path):
+    plugin = rs_openvocab.classFactory(qgis_iface)
+    plugin.initGui()
+    dock = plugin.dock
+    start_long_run(dock, ready_service, scenes["tall"], tmp_path / "unloaded.gpkg")
+    task = dock.task
+    plugin.unload()  # QGIS closing, or the plugin reloaded, mid-run
+    wait_for(lambda: not QgsApplication.taskManager().activeTasks(), what="the task to stop")
+    QApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+    assert sip.isdeleted(task) or task.status() in (task.Terminated, task.Complete)
+    assert not QgsProject.instance().mapLayersByName("unloaded") and not (tmp_path / "unloaded.gpkg").exists()
