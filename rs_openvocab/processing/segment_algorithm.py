@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from qgis.core import (QgsGeometry, QgsProcessing, QgsProcessingAlgorithm, QgsProcessingException,
+                       QgsProcessingLayerPostProcessorInterface,
                        QgsProcessingParameterBoolean, QgsProcessingParameterExtent,
                        QgsProcessingParameterFeatureSource, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer,
@@ -14,6 +15,7 @@ from rs_openvocab.client import BackendError, JobCancelled
 from rs_openvocab.connection import CONNECTION
 from rs_openvocab.translation import tr
 from rs_openvocab.rendering import RenderError
+from rs_openvocab.results import categorized_renderer
 from rs_openvocab.runs import RunPlan, execute, layer_input
 
 def number_options() -> tuple:
@@ -28,6 +30,21 @@ def number_options() -> tuple:
         ("MIN_AREA", "min_area", tr("Drop polygons smaller than, m²"), double, 0),
         ("FILL_HOLES", "fill_holes", tr("Fill holes smaller than, m²"), double, 0),
     )
+
+
+class ClassStyler(QgsProcessingLayerPostProcessorInterface):
+    """Gives a loaded result layer the categorized style of the dock's results."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__()
+        self.names = names
+
+    def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802
+        layer.setRenderer(categorized_renderer(self.names))
+        layer.triggerRepaint()
+
+
+STYLERS: list[ClassStyler] = []
 
 
 class SegmentAlgorithm(QgsProcessingAlgorithm):
@@ -128,6 +145,10 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(str(error)) from None
         feedback.pushInfo(tr("{0} polygons, {1:.2f} MP in {2:.1f} s").format(
             result.get("polygon_count") or 0, result["megapixels"], result["seconds"]))
+        if context.willLoadLayerOnCompletion(str(output)):  # styled like the dock's layers once QGIS loads it
+            styler = ClassStyler([entry["name"] for entry in result["classes"]])
+            STYLERS.append(styler)  # Processing keeps only a pointer: the object must outlive this call
+            context.layerToLoadOnCompletionDetails(str(output)).setPostProcessor(styler)
         outputs = {"OUTPUT": str(output)}
         if raster_out:
             outputs["OUTPUT_RASTER"] = raster_out

@@ -47,6 +47,21 @@ def test_processing_run_segments_an_extent(provider, ready_service, scenes, tmp_
     assert (tmp_path / "classes.tif").exists()
 
 
+def test_results_loaded_by_processing_get_the_class_style(provider, ready_service, scenes, tmp_path, monkeypatch,
+                                                         project):
+    import processing
+    from qgis.core import QgsCategorizedSymbolRenderer, QgsProject
+
+    monkeypatch.setenv("RSOV_URL", ready_service.url)
+    monkeypatch.setenv("RSOV_TOKEN", ready_service.token)
+    processing.runAndLoadResults("rs_openvocab:segment", {"INPUT": str(scenes["small"]), "CLASSES": CLASSES,
+                                                         "OUTPUT": str(tmp_path / "styled.gpkg")})
+    QgsApplication.processEvents()
+    loaded = [layer for layer in QgsProject.instance().mapLayers().values() if isinstance(layer, QgsVectorLayer)]
+    assert len(loaded) == 1 and isinstance(loaded[0].renderer(), QgsCategorizedSymbolRenderer)
+    assert [c.value() for c in loaded[0].renderer().categories()] == ["background", "building", "road"]
+
+
 def test_processing_reports_the_backends_sentence(provider, ready_service, scenes, tmp_path, monkeypatch):
     import processing
     from qgis.core import QgsProcessingException
