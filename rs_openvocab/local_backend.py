@@ -58,13 +58,13 @@ class LocalBackend:
         with open(self.log_path, "ab") as log:
             self.log_start = log.tell()  # this start's lines only: the log is shared by every start
             self.process = subprocess.Popen(self.command(), env=env, stdout=subprocess.PIPE, stderr=log,
-                                            stdin=subprocess.DEVNULL, text=True, start_new_session=True)
-        deadline = time.monotonic() + timeout_s
+                                            stdin=subprocess.DEVNULL, bufsize=0, start_new_session=True)
+        deadline, printed = time.monotonic() + timeout_s, b""
         while time.monotonic() < deadline:
             ready, _, _ = select.select([self.process.stdout], [], [], 0.2)
-            if ready:
-                line = self.process.stdout.readline()
-                match = LISTENING.search(line)
+            if ready:  # raw reads: no line can wait unseen in a buffer that select() does not know of
+                printed += os.read(self.process.stdout.fileno(), 65536)
+                match = LISTENING.search(printed.decode("utf-8", "replace"))
                 if match:
                     token = self.token_given or Path(match.group(2)).read_text().strip()
                     threading.Thread(target=self._drain, args=(self.process.stdout,), daemon=True).start()
@@ -76,9 +76,9 @@ class LocalBackend:
 
     def _drain(self, stream) -> None:
         """Copy what the service prints after its banner to the log: a full pipe would stop it."""
-        with open(self.log_path, "a", encoding="utf-8") as log:
-            for line in stream:
-                log.write(line)
+        with open(self.log_path, "ab") as log:
+            while block := stream.read(65536):
+                log.write(block)
                 log.flush()
 
     def _already_running(self) -> BackendClient | None:
