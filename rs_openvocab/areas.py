@@ -100,8 +100,9 @@ def working_crs(layer_crs: QgsCoordinateReferenceSystem, extent_wgs84: QgsRectan
 
 
 def pixel_size(layer: QgsRasterLayer, area: Area, gsd: float | None) -> tuple[int, int]:
-    """Width and height in pixels the backend will segment for ``area`` of ``layer`` (file layers)."""
-    extent = clipped_to_layer(area, layer).geometry.boundingBox() if area.geometry is not None else layer.extent()
+    """Width and height in pixels the backend will segment for ``area`` of ``layer`` (a file layer), the area
+    already cut to the layer (``clipped_to_layer``)."""
+    extent = area.geometry.boundingBox() if area.geometry is not None else layer.extent()
     unit_x, unit_y = layer.rasterUnitsPerPixelX(), layer.rasterUnitsPerPixelY()
     if gsd:
         scale = metres_per_unit(layer.crs())

@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -143,7 +143,6 @@ class BackendClient:
 class JobOutcome:
     status: dict
     result: dict | None = None
-    events: list[str] = field(default_factory=list)
 
 
 def progress_percent(status: dict) -> float:

@@ -21,7 +21,7 @@ from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout,
 from rs_openvocab import settings
 from rs_openvocab.areas import (DRAWN, MAP_EXTENT, SELECTED_FEATURES, WHOLE_LAYER, Area, AreaError, estimate_text,
                                 from_extent, from_selected_features, pixel_size)
-from rs_openvocab.client import BackendError
+from rs_openvocab.client import BackendError, follow_job
 from rs_openvocab.connection import CONNECTION, Backend
 from rs_openvocab.translation import tr
 from rs_openvocab.layer_info import file_path, suggested_modality
@@ -310,7 +310,6 @@ class SegmentDock(QgsDockWidget):
         def call():
             for name in missing:
                 body = {"kind": "download_weights", "name": name}
-                from rs_openvocab.client import follow_job
                 follow_job(client, body, lambda *_: None, lambda: False, poll_s=0.5)
             return client.models()
 

@@ -14,6 +14,7 @@ from rs_openvocab.areas import Area, AreaError
 from rs_openvocab.client import BackendError, JobCancelled
 from rs_openvocab.connection import CONNECTION
 from rs_openvocab.translation import tr
+from rs_openvocab.layer_info import file_path
 from rs_openvocab.rendering import RenderError
 from rs_openvocab.results import categorized_renderer
 from rs_openvocab.runs import RunPlan, execute, layer_input
@@ -95,8 +96,6 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
         except AreaError as error:
             raise QgsProcessingException(str(error)) from None
         self.layer_name = layer.name()
-        from rs_openvocab.layer_info import file_path
-
         self.raster = file_path(layer)
         return True
 

@@ -6,16 +6,22 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
-from qgis.core import (Qgis, QgsApplication, QgsCategorizedSymbolRenderer, QgsCoordinateReferenceSystem, QgsGeometry,
-                       QgsProject, QgsRasterLayer, QgsRectangle, QgsVectorLayer)
+import rasterio
+from rasterio.transform import from_origin
+from qgis.core import (Qgis, QgsApplication, QgsCategorizedSymbolRenderer, QgsCoordinateReferenceSystem,
+                       QgsCoordinateTransform, QgsGeometry, QgsProject, QgsRasterLayer, QgsRectangle, QgsVectorLayer)
 from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QEvent
 from qgis.PyQt.QtWidgets import QApplication
 
 import rs_openvocab
 from rs_openvocab import settings
+from rs_openvocab.client import BackendClient
+from rs_openvocab.connection import Backend, plugin_version
 from rs_openvocab.results import class_color
+from tests.helpers.fake_hub import FakeHub
 from tests.helpers.service import RunningService
 from tests.plugin.conftest import put_tiny_weights, wait_for
 
@@ -137,8 +143,6 @@ def test_a_drawn_area_in_another_crs_becomes_a_styled_layer_and_a_shapefile(plug
 
 
 def _transform(source: str, target: str):
-    from qgis.core import QgsCoordinateTransform
-
     return QgsCoordinateTransform(QgsCoordinateReferenceSystem(source), QgsCoordinateReferenceSystem(target),
                                   QgsProject.instance())
 
@@ -180,8 +184,6 @@ def test_a_backend_killed_mid_run_gives_a_sentence_and_no_layer(plugin, scenes, 
 
 
 def test_missing_weights_are_shown_and_downloaded_through_the_backend(plugin, tmp_path):
-    from tests.helpers.fake_hub import FakeHub
-
     with FakeHub() as hub:
         hub.files["ZhenShiL/FarSLIP/FarSLIP2_ViT-B-32.pt"] = b"weights" * 100
         service = RunningService(tmp_path / "home", env={"RSOV_OFFLINE": "0", "HF_HUB_OFFLINE": "0",
@@ -198,11 +200,7 @@ def test_missing_weights_are_shown_and_downloaded_through_the_backend(plugin, tm
             service.stop()
 
 
-def test_sar_layers_suggest_the_sar_models(plugin, tmp_path):
-    import numpy as np
-    import rasterio
-    from rasterio.transform import from_origin
-
+def test_sar_layers_suggest_the_sar_models(plugin, scenes, tmp_path):
     path = tmp_path / "s1.tif"
     with rasterio.open(path, "w", driver="GTiff", height=20, width=20, count=2, dtype="float32", crs="EPSG:32633",
                        transform=from_origin(500000, 4650000, 10, 10)) as out:
@@ -210,14 +208,8 @@ def test_sar_layers_suggest_the_sar_models(plugin, tmp_path):
     dock = plugin.dock
     dock.layer.setLayer(add_raster(path, "s1"))
     assert dock.modality.currentData() == "sar" and "SAR" in dock.modality_hint.text()
-    dock.layer.setLayer(add_raster(plugin_scene(tmp_path), "rgb"))
+    dock.layer.setLayer(add_raster(scenes["small"], "rgb"))
     assert dock.modality.currentData() == "optical"
-
-
-def plugin_scene(tmp_path):
-    from tests.helpers.rasters import write_scene
-
-    return write_scene(tmp_path / "rgb.tif", 20, 20)
 
 
 def test_a_dataset_preset_fills_the_prompts_and_threshold(plugin, ready_service):
@@ -235,9 +227,6 @@ def test_a_dataset_preset_fills_the_prompts_and_threshold(plugin, ready_service)
 
 
 def test_a_version_mismatch_is_named():
-    from rs_openvocab.client import BackendClient
-    from rs_openvocab.connection import Backend, plugin_version
-
     assert Backend(BackendClient("http://127.0.0.1:1", "t"), {"version": plugin_version()}).version_warning is None
     warning = Backend(BackendClient("http://127.0.0.1:1", "t"), {"version": "9.9.9"}).version_warning
     assert "9.9.9" in warning and plugin_version() in warning
