@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(QGIS_DEBS))
 	@test -x $(PY) || $(SYS_PYTHON) -m venv --system-site-packages $(VENV)
 	$(PIP) install -q --upgrade "pip>=24" "setuptools>=68"
-	$(PIP) install -q -c constraints.txt --build-constraint constraints.txt -e ".[test]"
+	$(PIP) install -q -c constraints.txt --build-constraint constraints.txt -e ".[test,train]"
 	@touch $(STAMP)
 
 venv: $(STAMP)

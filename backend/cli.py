@@ -45,6 +45,16 @@ def _add_segment(commands) -> None:
     read.add_argument("--resize-long-side", type=int, metavar="PIXELS",
                       help="resample on read so the area's long side has this many pixels")
     read.add_argument("--keep-gsd", action="store_true", help="write rasters at the resampled grid, not the input's")
+    sar = p.add_argument_group("SAR (see docs/sar.md)")
+    sar.add_argument("--modality", default="auto", help="optical, sar, or auto (default): from the raster's "
+                     "metadata, band count and data type")
+    sar.add_argument("--sar-scale", default="auto", help="what SAR values are: power, amplitude, db, or auto "
+                     "(default)")
+    sar.add_argument("--speckle", default="none", help="speckle filter before the dB conversion: none (default), lee "
+                     "or refined-lee")
+    sar.add_argument("--speckle-window", type=int, default=7, metavar="PIXELS", help="filter window, odd (default 7)")
+    sar.add_argument("--speckle-looks", type=float, metavar="LOOKS", help="equivalent number of looks "
+                     "(default: estimated from the raster; 1 for single-look data)")
     poly = p.add_argument_group("polygons")
     poly.add_argument("--simplify", type=float, default=0.0, metavar="PIXELS",
                       help="simplify polygons by this tolerance, keeping shared edges (default 0: pixel edges)")
@@ -269,13 +279,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _MessageFormatter(logging.Formatter):
+    """'rsov: MESSAGE' for what the engine tells (how the raster is read), 'rsov: warning: ...' for warnings."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = "rsov: warning: " if record.levelno >= logging.WARNING else "rsov: "
+        return prefix + record.getMessage()
+
+
 def _terminate(signum, frame) -> None:
     raise Terminated()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(format="rsov: warning: %(message)s", level=logging.WARNING)
+    logging.basicConfig(level=logging.INFO if not getattr(args, "quiet", False) else logging.WARNING)
+    logging.getLogger().handlers[0].setFormatter(_MessageFormatter())
     if not sys.warnoptions:  # libraries' own warnings are not for the user; ours go through logging
         warnings.simplefilter("ignore")
     if threading.current_thread() is threading.main_thread():

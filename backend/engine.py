@@ -9,7 +9,7 @@ import contextlib
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -45,6 +45,7 @@ class SegmentResult:
     device: str
     outputs: list[Path]
     polygon_count: int | None = None
+    notes: list[str] = field(default_factory=list)  # how the raster was read, and warnings
 
     @property
     def megapixels_per_second(self) -> float:
@@ -88,8 +89,12 @@ def _segment_on_device(job: SegmentJob, progress: Progress | None, should_stop: 
     from backend.models.devices import release_memory
 
     config, source = job.checked()
+    notes = [source.describe()]
     if source.crs is None:
         log.warning("%s has no CRS: outputs are in pixel coordinates.", job.raster)
+    mismatch = modality_mismatch(source.modality, config.preset)
+    if mismatch:
+        notes.append(mismatch)
     for folder in {path.parent for path in job.outputs}:
         remove_debris(folder)
     work = source.grid
@@ -97,6 +102,9 @@ def _segment_on_device(job: SegmentJob, progress: Progress | None, should_stop: 
     report = progress or (lambda stage, done, total: None)
     report("loading model", 0.0, megapixels)
     segmentor = load_segmentor(config, models)
+    log.info("%s", notes[0])  # once the model is there: an error is then the only line a failed load prints
+    if mismatch:
+        log.warning("%s", mismatch)
     report("encoding classes", 0.0, megapixels)
     prompts = segmentor.prompt(job.classes)
     started = time.perf_counter()
@@ -146,7 +154,20 @@ def _segment_on_device(job: SegmentJob, progress: Progress | None, should_stop: 
     return SegmentResult(job.classes.names, stats.counts.astype(int).tolist(),
                          stats.areas.tolist() if on_the_ground(source.crs) else None, windows,
                          time.perf_counter() - started, megapixels, str(segmentor.device), job.outputs,
-                         None if frame is None else len(frame))
+                         None if frame is None else len(frame), notes)
+
+
+def modality_mismatch(modality: str, preset_name: str) -> str | None:
+    """A warning when the raster's modality is not the one the model preset was made for."""
+    from backend.models.registry import MODEL_PRESETS, preset_for_modality
+
+    expected = MODEL_PRESETS[preset_name].modality
+    if expected == modality:
+        return None
+    words = {"optical": "optical", "sar": "SAR"}
+    return (f"the raster is read as {words[modality]} but the model {preset_name} is made for {words[expected]} "
+            f"imagery: choose the model {preset_for_modality(modality)}, or set the modality to {expected} if the "
+            f"raster is {words[expected]}.")
 
 
 def _make_room(models: ModelCache | None) -> bool:

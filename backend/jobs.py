@@ -23,11 +23,11 @@ RASTER_SUFFIXES = (".tif", ".tiff")
 VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".fgb")
 
 
-INT_FIELDS = ("resize_long_side", "attention_blocks", "background_index", "window", "stride", "batch_size",
-              "strip_width")
-FLOAT_FIELDS = ("gsd", "simplify", "min_area", "fill_holes", "gba_lambda", "prob_threshold")
+INT_FIELDS = ("resize_long_side", "speckle_window", "attention_blocks", "background_index", "window", "stride",
+              "batch_size", "strip_width")
+FLOAT_FIELDS = ("gsd", "speckle_looks", "simplify", "min_area", "fill_holes", "gba_lambda", "prob_threshold")
 BOOL_FIELDS = ("overwrite", "keep_gsd", "no_upsampler", "offline", "force")
-TEXT_FIELDS = ("name", "aoi", "aoi_layer", "aoi_crs", "out_crs", "model", "dataset_preset", "clip_weights",
+TEXT_FIELDS = ("name", "aoi", "aoi_layer", "aoi_crs", "modality", "sar_scale", "speckle", "out_crs", "model", "dataset_preset", "clip_weights",
                "upsampler_weights", "attention", "activation", "device", "precision")
 PATH_FIELDS = ("raster", "out_raster", "out", "out_probs", "preview")
 OUTPUT_FIELDS = ("out_raster", "out_probs", "out", "preview")
@@ -139,6 +139,12 @@ class SegmentJob(Job):
     gsd: float | None = None
     resize_long_side: int | None = None
     keep_gsd: bool = False
+    # SAR
+    modality: str = "auto"  # optical, sar, or auto: from the raster (its metadata, bands and data type)
+    sar_scale: str = "auto"  # power, amplitude, db, or auto
+    speckle: str = "none"  # none, lee or refined-lee
+    speckle_window: int = 7  # pixels, odd
+    speckle_looks: float | None = None  # None: estimated from the raster
     # polygons
     simplify: float = 0.0  # pixels
     min_area: float = 0.0  # m²
@@ -176,8 +182,12 @@ class SegmentJob(Job):
     def read_options(self):
         from backend.raster.source import ReadOptions
 
+        from backend.models.registry import MODEL_PRESETS
+
+        preset = MODEL_PRESETS.get(self.model)
         return ReadOptions(self.bands, self.stretch, self.aoi, self.aoi_layer, self.aoi_crs, self.gsd,
-                           self.resize_long_side)
+                           self.resize_long_side, self.modality, preset.modality if preset else "optical",
+                           self.sar_scale, self.speckle, self.speckle_window, self.speckle_looks)
 
     def polygon_options(self):
         from backend.raster.vectorize import PolygonOptions

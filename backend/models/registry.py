@@ -74,6 +74,11 @@ DATASET_PRESETS: dict[str, DatasetPreset] = {p.name: p for p in (
 )}
 
 
+def preset_for_modality(modality: str) -> str:
+    """The default model preset for optical or SAR imagery."""
+    return "segearth-ov-sar" if modality == "sar" else "segearth-ov"
+
+
 def find_model_preset(name: str) -> ModelPreset:
     return _preset(MODEL_PRESETS, name, "model")
 

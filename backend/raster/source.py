@@ -3,11 +3,14 @@
 The *working grid* is the area of interest (its bounding window, in whole source pixels),
 optionally resampled on read to another ground sampling distance. Every block read from it
 uses the same band selection and the same per-band stretch, computed once per raster.
+Optical bands are stretched as they are; SAR bands go through ``sar.SarConversion``
+(intensity, speckle filter, dB, stretch), each block read with the halo its filter needs.
 Complex bands (SAR SLC) are read as their magnitude.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +26,15 @@ from shapely.geometry.base import BaseGeometry
 from backend.errors import UserInputError
 from backend.raster.files import open_raster
 from backend.raster.grid import Grid
+from backend.raster.sar import (MODALITIES, SAR_SCALES, SarConversion, band_names, default_sar_bands,
+                                detect_modality, detect_scale, to_intensity)
+from backend.raster.speckle import DEFAULT_WINDOW, SPECKLE_FILTERS, estimate_looks
 
 STRETCH_PERCENTILES = (2.0, 98.0)
 SAMPLE_SIDE = 1024  # the long side of the decimated read the stretch percentiles come from
 MIN_LONG_SIDE = 16
+LOOKS_SAMPLE = 256  # side of the full-resolution windows the speckle's looks are estimated from
+MAX_SPECKLE_WINDOW = 31
 
 BlockReader = Callable[[int, int, int, int], tuple[np.ndarray, np.ndarray]]
 
@@ -42,14 +50,32 @@ class ReadOptions:
     aoi_crs: str | None = None
     gsd: float | None = None  # metres per pixel to resample to on read
     resize_long_side: int | None = None  # or: resample so the AOI's long side has this many pixels
+    modality: str = "auto"  # optical, sar, or auto: from the file
+    model_modality: str = "optical"  # what auto picks where the file alone cannot tell
+    sar_scale: str = "auto"  # power, amplitude, db, or auto: from the file
+    speckle: str = "none"  # none, lee or refined-lee (SAR only)
+    speckle_window: int = DEFAULT_WINDOW
+    speckle_looks: float | None = None  # None: estimated from the raster
 
 
 def check_read_options(options: ReadOptions) -> None:
     """Refuse read options that make no sense whatever the raster."""
+    for name, choices in (("modality", MODALITIES), ("sar_scale", SAR_SCALES), ("speckle", SPECKLE_FILTERS)):
+        if getattr(options, name) not in choices:
+            raise UserInputError(f"{{{name}}} {getattr(options, name)!r} is not one of {', '.join(choices)}.", name)
+    window = options.speckle_window
+    if not (3 <= window <= MAX_SPECKLE_WINDOW and window % 2):
+        raise UserInputError(f"{{speckle_window}} {window} must be an odd number of pixels from 3 to "
+                             f"{MAX_SPECKLE_WINDOW} (7 is usual).", "speckle_window")
+    looks = options.speckle_looks
+    if looks is not None and not (math.isfinite(looks) and looks > 0):
+        raise UserInputError(f"{{speckle_looks}} {looks} must be a positive number of looks "
+                             "(1 for single-look data).", "speckle_looks")
     if options.bands is not None:
-        if len(options.bands) not in (1, 3) or min(options.bands) < 1:
+        if len(options.bands) not in (1, 2, 3) or min(options.bands) < 1:
             raise UserInputError(f"{{bands}} {','.join(map(str, options.bands))} must be three band numbers "
-                                 "(R,G,B order, from 1) or one; e.g. 4,3,2 or 1.", "bands")
+                                 "(R,G,B order, from 1), one, or two for SAR (co-pol,cross-pol); e.g. 4,3,2 or 1.",
+                                 "bands")
     if options.stretch is not None:
         values = options.stretch
         if len(values) not in (2, 6) or any(low >= high for low, high in zip(values[::2], values[1::2])) \
@@ -95,14 +121,17 @@ class RasterSource:
     """
 
     path: Path
-    bands: tuple[int, int, int]
+    bands: tuple[int, ...]  # optical: R, G, B; SAR: the polarisation bands (``sar.bands``)
     dtype: str
     has_mask: bool
     aoi: BaseGeometry | None
     file_grid: Grid  # the whole file
     window: Window  # the area of interest in whole file pixels
     grid: Grid  # the working grid: the window, resampled on read if asked
-    stretch: np.ndarray | None  # (3, 2) low/high per band; None: uint8 passes through
+    stretch: np.ndarray | None  # optical: (3, 2) low/high per band; None: uint8 passes through
+    modality: str = "optical"
+    modality_reason: str = ""
+    sar: SarConversion | None = None  # how SAR bands become pixels (None: optical)
 
     @classmethod
     def open(cls, path: str | Path, options: ReadOptions = ReadOptions()) -> RasterSource:
@@ -118,7 +147,9 @@ class RasterSource:
                 raise UserInputError(f"input raster {path} has a geotransform but no CRS; assign one, e.g. "
                                      "gdal_edit.py -a_srs EPSG:32633 FILE.", "raster")
             file_grid = Grid(dataset.height, dataset.width, dataset.transform, dataset.crs)
-            bands = _choose_bands(dataset, path, options.bands)
+            choice = detect_modality(dataset, path, options.modality, options.model_modality)
+            _check_modality_options(options, choice.modality, path)
+            bands = _choose_bands(dataset, path, options.bands, choice.modality)
             aoi = None
             if options.aoi is not None:
                 from backend.raster.aoi import load_aoi
@@ -128,9 +159,12 @@ class RasterSource:
             height, width = _working_size(file_grid, window, options, path)
             dtype = dataset.dtypes[bands[0] - 1]
             has_mask = any(MaskFlags.all_valid not in dataset.mask_flag_enums[band - 1] for band in bands)
-            stretch = _stretch(dataset, bands, dtype, options.stretch)
-        return cls(path, bands, dtype, has_mask, aoi, file_grid, window,
-                   file_grid.subgrid(window, height, width), stretch)
+            stretch = _stretch(dataset, bands, dtype, options.stretch) if choice.modality == "optical" else None
+            source = cls(path, bands, dtype, has_mask, aoi, file_grid, window,
+                         file_grid.subgrid(window, height, width), stretch, choice.modality, choice.reason)
+            if choice.modality == "sar":
+                source = dataclasses.replace(source, sar=source._sar_conversion(dataset, options))
+        return source
 
     # -- the working grid ---------------------------------------------------------------------
     @property
@@ -157,6 +191,16 @@ class RasterSource:
         """The grid outputs are written on: the area at the file's resolution, or the working grid."""
         return self.grid if keep_gsd or not self.resampled else self.file_grid.subgrid(self.window)
 
+    def describe(self) -> str:
+        """One line for the user: the modality chosen and how the bands become the model's pixels."""
+        if self.sar is not None:
+            return f"SAR ({self.modality_reason}): {self.sar.describe()}"
+        single = len(set(self.bands)) == 1
+        bands = ",".join(map(str, self.bands[:1] if single else self.bands))
+        ranges = [] if self.stretch is None else self.stretch[:1] if single else self.stretch
+        how = "stretched " + ", ".join(f"{low:.4g}…{high:.4g}" for low, high in ranges) if len(ranges) else "as they are"
+        return f"optical ({self.modality_reason}): bands {bands} ({self.dtype}) {how}"
+
     # -- reading --------------------------------------------------------------------------------
     def source_window(self, row: int, col: int, height: int, width: int) -> Window:
         """The (possibly fractional) file window under a block of the working grid."""
@@ -180,17 +224,19 @@ class RasterSource:
             yield read
 
     def _read(self, dataset, row: int, col: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-        """(3, h, w) uint8 pixels and an (h, w) bool mask of the pixels to classify."""
-        window = self.source_window(row, col, height, width)
-        resampling = Resampling.average if self.window.width > self.grid.width else Resampling.bilinear
-        pixels, data = self._rgb(dataset, window, (height, width), resampling)
-        valid = np.ones((height, width), dtype=bool)
-        if self.has_mask:
-            masks = dataset.read_masks(sorted(set(self.bands)), window=window, out_shape=data.shape,
-                                       resampling=Resampling.nearest)
-            valid &= (masks > 0).all(axis=0)
-        if np.issubdtype(data.dtype, np.floating):
-            valid &= np.isfinite(data).all(axis=0)
+        """(3, h, w) uint8 pixels and an (h, w) bool mask of the pixels to classify.
+
+        A SAR block is read with the halo its speckle filter needs (within the working grid),
+        so each pixel sees the same neighbourhood whatever block it is read in.
+        """
+        halo = self.sar.halo if self.sar is not None else 0
+        top, left = max(0, row - halo), max(0, col - halo)
+        bottom, right = min(self.grid.height, row + height + halo), min(self.grid.width, col + width + halo)
+        data, valid = self._data(dataset, self.source_window(top, left, bottom - top, right - left),
+                                 (bottom - top, right - left), self._resampling())
+        pixels = self._pixels(data, valid)
+        core = (slice(row - top, row - top + height), slice(col - left, col - left + width))
+        pixels, valid = pixels[:, core[0], core[1]], valid[core]
         if self.aoi is not None:
             from rasterio.features import geometry_mask
 
@@ -199,14 +245,29 @@ class RasterSource:
         pixels[:, ~valid] = 0
         return pixels, valid
 
-    def _rgb(self, dataset, window: Window, shape: tuple[int, int],
-             resampling: Resampling) -> tuple[np.ndarray, np.ndarray]:
-        """The chosen bands as (3, h, w) uint8 (stretched), and the data of each distinct band
-        (magnitudes for complex bands)."""
+    def _resampling(self) -> Resampling:
+        return Resampling.average if self.window.width > self.grid.width else Resampling.bilinear
+
+    def _data(self, dataset, window: Window, shape: tuple[int, int],
+              resampling: Resampling) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct bands' values (magnitudes for complex bands) and where they are valid."""
         unique = sorted(set(self.bands))
         data = _real(dataset.read(unique, window=window, out_shape=(len(unique), *shape), resampling=resampling))
+        valid = np.ones(shape, dtype=bool)
+        if self.has_mask:
+            masks = dataset.read_masks(unique, window=window, out_shape=data.shape, resampling=Resampling.nearest)
+            valid &= (masks > 0).all(axis=0)
+        if np.issubdtype(data.dtype, np.floating):
+            valid &= np.isfinite(data).all(axis=0)
+        return data, valid
+
+    def _pixels(self, data: np.ndarray, valid: np.ndarray, filtered: bool = True) -> np.ndarray:
+        """(3, h, w) uint8 from ``_data``'s values: stretched optical bands, or converted SAR."""
+        unique = sorted(set(self.bands))
         planes = [data[unique.index(band)] for band in self.bands]
-        return (np.stack(planes) if self.stretch is None else _stretched(planes, self.stretch)), data
+        if self.sar is not None:
+            return self.sar.to_pixels(planes, valid, filtered)
+        return np.stack(planes) if self.stretch is None else _stretched(planes, self.stretch)
 
     def read_all(self) -> tuple[np.ndarray, np.ndarray]:
         """The whole working grid at once (small rasters and tests)."""
@@ -214,9 +275,72 @@ class RasterSource:
             return read(0, 0, self.grid.height, self.grid.width)
 
     def preview_pixels(self, height: int, width: int) -> np.ndarray:
-        """The working grid decimated to (3, height, width) for a preview image."""
+        """The working grid decimated to (3, height, width) for a preview image (SAR unfiltered)."""
         with open_raster(self.path) as dataset:
-            return self._rgb(dataset, self.window, (height, width), Resampling.nearest)[0]
+            data, valid = self._data(dataset, self.window, (height, width), Resampling.nearest)
+            return self._pixels(data, valid, filtered=False)
+
+    # -- SAR ------------------------------------------------------------------------------------
+    def _sar_conversion(self, dataset, options: ReadOptions) -> SarConversion:
+        """The conversion of this raster's SAR bands, its constants computed once from samples."""
+        whole = Window(0, 0, dataset.width, dataset.height)  # the whole scene, as for optical: an AOI keeps its look
+        sample, sample_valid = self._data(dataset, whole, _sample_shape(whole), Resampling.nearest)
+        values = sample[:, sample_valid]
+        scale, scale_reason = detect_scale(dataset, self.bands, self.path, values[np.isfinite(values)],
+                                           options.sar_scale)
+        conversion = SarConversion(self.bands, band_names(dataset, self.bands), scale, scale_reason,
+                                   options.speckle, options.speckle_window)
+        if options.speckle != "none":
+            looks, reason = options.speckle_looks, "as asked"
+            if looks is None:
+                looks, reason = self._estimated_looks(dataset, conversion)
+            conversion = dataclasses.replace(conversion, looks=looks, looks_reason=reason)
+        if options.stretch is not None:
+            pairs = np.array(options.stretch, dtype=np.float64).reshape(-1, 2)
+            stretch = np.repeat(pairs, 3, axis=0) if len(pairs) == 1 else pairs
+        elif scale == "8-bit" and len(self.bands) == 1:
+            stretch = None  # the paired data sets' own 8-bit images, as they are
+        else:
+            unique = sorted(set(self.bands))
+            channels = conversion.channels([sample[unique.index(b)] for b in self.bands], sample_valid, False)
+            stretch = np.array([_percentile_range(channel[sample_valid]) for channel in channels])
+        return dataclasses.replace(conversion, stretch=stretch)
+
+    def _estimated_looks(self, dataset, conversion: SarConversion) -> tuple[float, str]:
+        """Looks of the speckle, from full-resolution windows of the working grid (centre and corners)."""
+        if self.dtype.startswith("complex"):
+            return 1.0, "single-look complex data"
+        side = LOOKS_SAMPLE
+        rows = sorted({0, max(0, (self.height - side) // 2), max(0, self.height - side)})
+        cols = sorted({0, max(0, (self.width - side) // 2), max(0, self.width - side)})
+        estimates = []
+        for row in rows:
+            for col in cols:
+                height, width = min(side, self.height - row), min(side, self.width - col)
+                data, valid = self._data(dataset, self.source_window(row, col, height, width), (height, width),
+                                         self._resampling())
+                intensity = to_intensity(data[sorted(set(self.bands)).index(self.bands[0])], conversion.scale)
+                looks = estimate_looks(intensity, valid, conversion.window)
+                if looks is not None:
+                    estimates.append(looks)
+        if not estimates:
+            return 1.0, "too few valid pixels to estimate; give the looks"
+        return float(np.median(estimates)), "estimated from the raster"
+
+
+def _sample_shape(window: Window) -> tuple[int, int]:
+    """(height, width) of a decimated read of ``window`` whose long side is at most SAMPLE_SIDE."""
+    scale = min(1.0, SAMPLE_SIDE / max(window.width, window.height))
+    return max(1, round(window.height * scale)), max(1, round(window.width * scale))
+
+
+def _percentile_range(values: np.ndarray) -> tuple[float, float]:
+    """The 2nd and 98th percentiles of the finite values ((0, 1) without any)."""
+    values = values[np.isfinite(values)].astype(np.float64)
+    if values.size == 0:
+        return 0.0, 1.0
+    low, high = np.percentile(values, STRETCH_PERCENTILES)
+    return float(low), float(max(high, low + 1e-9))
 
 
 def _real(data: np.ndarray) -> np.ndarray:
@@ -232,8 +356,30 @@ def _stretched(planes: list[np.ndarray], ranges: np.ndarray) -> np.ndarray:
     return out
 
 
-def _choose_bands(dataset, path: Path, asked: tuple[int, ...] | None) -> tuple[int, int, int]:
-    bands = asked or ((1, 2, 3) if dataset.count >= 3 else (1,))
+def _check_modality_options(options: ReadOptions, modality: str, path: Path) -> None:
+    """SAR-only options on a raster read as optical are a mistake worth a sentence."""
+    if modality == "sar":
+        return
+    for name, default in (("speckle", "none"), ("sar_scale", "auto"), ("speckle_looks", None)):
+        if getattr(options, name) != default:
+            raise UserInputError(f"{{{name}}} applies to SAR but {path} is read as optical; give "
+                                 "{modality} sar to read it as SAR.", name, "modality")
+
+
+def _choose_bands(dataset, path: Path, asked: tuple[int, ...] | None, modality: str) -> tuple[int, ...]:
+    """Optical: three bands (one repeated); SAR: the co-pol band, or co-pol and cross-pol."""
+    if modality == "sar":
+        if asked is not None and len(asked) == 3:
+            raise UserInputError(f"{{bands}} {','.join(map(str, asked))}: SAR takes one band (co-pol, e.g. VV) or "
+                                 "two (co-pol,cross-pol, e.g. 1,2); give {modality} optical for an RGB rendering.",
+                                 "bands", "modality")
+        bands = asked or default_sar_bands(dataset)
+    else:
+        if asked is not None and len(asked) == 2:
+            raise UserInputError(f"{{bands}} {','.join(map(str, asked))}: two bands are a SAR dual-pol pair but "
+                                 f"{path} is read as optical; give {{modality}} sar, or one or three bands.",
+                                 "bands", "modality")
+        bands = asked or ((1, 2, 3) if dataset.count >= 3 else (1,))
     for band in bands:
         if not 1 <= band <= dataset.count:
             raise UserInputError(f"{{bands}}: {path} has no band {band}; it has bands 1 to {dataset.count}.",
@@ -241,6 +387,8 @@ def _choose_bands(dataset, path: Path, asked: tuple[int, ...] | None) -> tuple[i
     if len({dataset.dtypes[b - 1] for b in bands}) > 1:
         raise UserInputError(f"{{bands}} {','.join(map(str, bands))} of {path} have different data types; "
                              "pick bands of one type.", "bands")
+    if modality == "sar":
+        return tuple(bands)
     return tuple(bands) * 3 if len(bands) == 1 else tuple(bands)
 
 
@@ -289,18 +437,7 @@ def _stretch(dataset, bands: tuple[int, ...], dtype: str, asked: tuple[float, ..
         return np.repeat(pairs, 3, axis=0) if len(pairs) == 1 else pairs
     if dtype == "uint8":
         return None
-    side = max(dataset.width, dataset.height)
-    shape = (max(1, round(dataset.height * min(1.0, SAMPLE_SIDE / side))),
-             max(1, round(dataset.width * min(1.0, SAMPLE_SIDE / side))))
     unique = sorted(set(bands))  # decimated reads come from overviews when the file has them
-    sample = dataset.read(unique, out_shape=(len(unique), *shape), masked=True, resampling=Resampling.nearest)
-    ranges = []
-    for band in bands:
-        values = _real(sample[unique.index(band)].compressed()).astype(np.float64)
-        values = values[np.isfinite(values)]
-        if values.size == 0:
-            ranges.append((0.0, 1.0))
-            continue
-        low, high = np.percentile(values, STRETCH_PERCENTILES)
-        ranges.append((float(low), float(max(high, low + 1e-9))))
-    return np.array(ranges)
+    sample = dataset.read(unique, out_shape=(len(unique), *_sample_shape(Window(0, 0, dataset.width, dataset.height))),
+                          masked=True, resampling=Resampling.nearest)
+    return np.array([_percentile_range(_real(sample[unique.index(band)].compressed())) for band in bands])

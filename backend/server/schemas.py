@@ -46,6 +46,13 @@ class SegmentRequest(BaseModel):
     resize_long_side: int | None = Field(None, description="resample on read so the area's long side has this "
                                                            "many pixels")
     keep_gsd: bool = Field(False, description="write rasters at the resampled grid, not the input's")
+    modality: str = Field("auto", description="optical, sar, or auto: from the raster's metadata, band count and "
+                                              "data type (the result's notes say what was chosen)")
+    sar_scale: str = Field("auto", description="what SAR values are: power, amplitude, db, or auto")
+    speckle: str = Field("none", description="SAR speckle filter before the dB conversion: none, lee or refined-lee")
+    speckle_window: int = Field(7, description="speckle filter window in pixels, odd")
+    speckle_looks: float | None = Field(None, description="equivalent number of looks (default: estimated from the "
+                                                          "raster)")
     simplify: float = Field(0.0, description="simplify polygons by this tolerance in pixels, keeping shared edges")
     min_area: float = Field(0.0, description="drop polygons smaller than this, m²")
     fill_holes: float = Field(0.0, description="fill holes smaller than this, m²")
@@ -145,6 +152,8 @@ class JobResult(BaseModel):
     windows: int
     device: str
     polygon_count: int | None = Field(description="polygons written to out (None when out was not asked for)")
+    notes: list[str] = Field([], description="how the raster was read (the modality chosen and the conversion to "
+                                             "the model's pixels), then any warnings")
     polygons: dict | None = Field(description="the polygons as a GeoJSON FeatureCollection in longitude/latitude "
                                               "(pixel coordinates for a raster without CRS), when there are at "
                                               "most max_polygons of them")

@@ -205,4 +205,4 @@ def result_record(job, result) -> dict:
                                                                         result.pixel_counts, areas))]
     return {"files": files, "classes": classes, "megapixels": result.megapixels, "seconds": result.seconds,
             "mp_per_s": result.megapixels_per_second, "windows": result.windows, "device": result.device,
-            "polygon_count": result.polygon_count}
+            "polygon_count": result.polygon_count, "notes": result.notes}
