@@ -71,7 +71,9 @@ REGISTRY: dict[str, WeightSpec] = {spec.name: spec for spec in (
         url="https://raw.githubusercontent.com/likyoo/SegEarth-OV/main/"
             "simfeatup_dev/weights/xclip_jbu_one_million_aid.ckpt",
     ),
-    WeightSpec(
+    WeightSpec(  # file name as the authors' code loads it (earth-insights/SegEarth-OV-2, segearth_segmentor.py:
+        # checkpoint/AlignEarth-SAR-ViT-B-16.pt, open_clip 'ViT-B/16' without QuickGELU, strict load of the whole
+        # CLIP); the hub repo's listing and a sha256 are not published where this project could read them
         name="alignearth-sar-vit-b-16",
         filename="AlignEarth-SAR-ViT-B-16.pt",
         format="open_clip checkpoint (GELU ViT-B-16)",

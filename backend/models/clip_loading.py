@@ -53,6 +53,16 @@ def infer_architecture(state_dict: dict[str, torch.Tensor], source: str = "check
     required = ("visual.conv1.weight", "visual.positional_embedding", "visual.proj",
                 "positional_embedding", "token_embedding.weight", "ln_final.weight", "text_projection")
     missing = [key for key in required if key not in state_dict]
+    if any(key.startswith(("vision_model.", "text_model.")) for key in state_dict):
+        raise CheckpointFormatError(
+            f"{source} is a Hugging Face transformers CLIP (vision_model.*, text_model.*), not an OpenAI or "
+            "open_clip checkpoint; give the authors' open_clip .pt file."
+        )
+    if missing and "visual.conv1.weight" in state_dict:
+        raise CheckpointFormatError(
+            f"{source} holds an image tower only (visual.*, no {missing[0]}); give the whole CLIP checkpoint, "
+            "image and text towers, as the authors release it (AlignEarth-SAR-ViT-B-16.pt is one)."
+        )
     if missing:
         raise CheckpointFormatError(
             f"{source} is not a CLIP ViT checkpoint (no {missing[0]}); "
@@ -94,6 +104,14 @@ def load_clip(path: str | Path, quick_gelu: bool) -> tuple[torch.nn.Module, Clip
         state_dict.pop(key, None)
     arch = infer_architecture(state_dict, source=str(path))
     model = build_clip(arch, quick_gelu)
+    expected = model.state_dict()
+    for key, tensor in state_dict.items():
+        if key in expected and expected[key].shape != tensor.shape:
+            raise CheckpointFormatError(
+                f"{path} does not match the CLIP architecture read from it ({key} is {tuple(tensor.shape)}, "
+                f"expected {tuple(expected[key].shape)}); the file is damaged or of another model: "
+                "give an OpenAI or open_clip ViT CLIP checkpoint."
+            )
     result = model.load_state_dict(state_dict, strict=False)
     unexpected = [key for key in result.unexpected_keys if not key.startswith("logit_bias")]
     missing = [key for key in result.missing_keys if key != "attn_mask"]

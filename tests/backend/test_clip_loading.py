@@ -71,6 +71,23 @@ def test_a_file_that_is_not_a_clip_checkpoint_is_named(tmp_path, tiny_files):
         load_clip(legacy, quick_gelu=True)
 
 
+def test_files_whose_tensors_do_not_match_a_whole_clip_are_refused_in_one_sentence(tmp_path):
+    state = tiny_clip(quick_gelu=False).state_dict()
+    visual_only = tmp_path / "AlignEarth-visual.pt"
+    torch.save({k: v for k, v in state.items() if k.startswith("visual.")}, visual_only)
+    with pytest.raises(CheckpointFormatError, match="AlignEarth-visual.pt holds an image tower only"):
+        load_clip(visual_only, quick_gelu=False)
+    reshaped = tmp_path / "reshaped.pt"
+    torch.save({"state_dict": {**state, "visual.proj": torch.zeros(128, 16)}}, reshaped)
+    with pytest.raises(CheckpointFormatError, match=r"visual.proj is \(128, 16\), expected \(128, 32\)"):
+        load_clip(reshaped, quick_gelu=False)
+    transformers = tmp_path / "hf.pt"
+    torch.save({"vision_model.embeddings.patch_embedding.weight": torch.zeros(8, 3, 16, 16),
+                "text_model.embeddings.token_embedding.weight": torch.zeros(10, 8)}, transformers)
+    with pytest.raises(CheckpointFormatError, match="hf.pt is a Hugging Face transformers CLIP"):
+        load_clip(transformers, quick_gelu=False)
+
+
 class Payload:
     def __reduce__(self):
         return (print, ("this must never run",))
