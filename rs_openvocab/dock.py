@@ -28,7 +28,7 @@ from rs_openvocab.layer_info import file_path, suggested_modality
 from rs_openvocab.map_tools import PolygonTool, RectangleTool
 from rs_openvocab.rendering import RenderError, render_size
 from rs_openvocab.results import EXPORT_FORMATS, ResultError, add_result, write_vector
-from rs_openvocab.runs import CallTask, Rendering, RunOutcome, RunPlan, SegmentTask, layer_input
+from rs_openvocab.runs import CallTask, Rendering, RunOutcome, RunPlan, SegmentTask, imagery_options, layer_input
 
 LOG_TAG = "rs-openvocab"
 
@@ -148,11 +148,17 @@ class SegmentDock(QgsDockWidget):
         self.simplify = self._double(0, 100, 1, tr("none"), " px")
         self.min_area = self._double(0, 1e9, 1, tr("none"), " m²")
         self.fill_holes = self._double(0, 1e9, 1, tr("none"), " m²")
+        self.speckle = QComboBox()
+        self.speckle.addItem(tr("none"), "none")
+        self.speckle.addItem(tr("Lee"), "lee")
+        self.speckle.addItem(tr("refined Lee"), "refined-lee")
+        self.speckle.setToolTip(tr("SAR only: filters speckle before the dB conversion (7 × 7 window)"))
+        self.speckle.setEnabled(False)
         self.class_raster = QCheckBox(tr("Also add the class raster"))
         for label, widget in ((tr("Window"), self.window), (tr("Stride"), self.stride),
                               (tr("Probability threshold"), self.threshold), (tr("Resample to GSD"), self.gsd),
                               (tr("Simplify"), self.simplify), (tr("Minimum area"), self.min_area),
-                              (tr("Fill holes below"), self.fill_holes)):
+                              (tr("Fill holes below"), self.fill_holes), (tr("Speckle filter"), self.speckle)):
             form.addRow(label, widget)
         form.addRow(self.class_raster)
         column.addWidget(self.advanced)
@@ -192,6 +198,8 @@ class SegmentDock(QgsDockWidget):
         self.recent.activated.connect(self._recent_chosen)
         self.dataset.activated.connect(self._dataset_chosen)
         self.modality.currentIndexChanged.connect(self._fill_models)
+        self.modality.currentIndexChanged.connect(
+            lambda: self.speckle.setEnabled(self.modality.currentData() == "sar"))
         self.model.currentIndexChanged.connect(self._model_changed)
         self.download_button.clicked.connect(self.download_weights)
         self.run_button.clicked.connect(self.run)
@@ -450,6 +458,7 @@ class SegmentDock(QgsDockWidget):
                 options[field] = box.value()
         if self.gsd.value() > 0 and rendering is None:
             options["gsd"] = self.gsd.value()
+        options.update(imagery_options(self.modality.currentData(), self.speckle.currentData(), rendering is not None))
         if output.exists():
             options["overwrite"] = True  # the user chose the file in a save dialog that asked
         class_raster = output.with_name(output.stem + "_classes.tif") if self.class_raster.isChecked() else None
@@ -496,6 +505,8 @@ class SegmentDock(QgsDockWidget):
             self.report(outcome.error)
             return
         result = outcome.result
+        for note in result.get("notes", []):
+            log(note)
         device = result.get("device", "cpu")
         settings.remember_speed(device, result.get("mp_per_s") or 0)
         try:

@@ -59,6 +59,22 @@ class RunPlan:
         return body
 
 
+MODALITIES = ("auto", "optical", "sar")
+SPECKLE_FILTERS = ("none", "lee", "refined-lee")
+
+
+def imagery_options(modality: str, speckle: str, rendered: bool) -> dict:
+    """Request fields for the kind of imagery: a file is converted by the backend (SAR: dB, stretch,
+    speckle filter); a drawn layer is already the 8-bit image QGIS shows, its grey in band 1 for SAR."""
+    options = {} if modality == "auto" else {"modality": modality}
+    if rendered:
+        if modality == "sar":
+            options["bands"] = [1]
+    elif speckle != "none" and modality != "optical":
+        options["speckle"] = speckle
+    return options
+
+
 def layer_input(layer: QgsRasterLayer, area: Area, render_gsd: float,
                 clone: bool = True) -> tuple[Area, Rendering | None]:
     """The area in the CRS of what the backend reads, and how to draw the layer first if it is not a file.

@@ -218,6 +218,18 @@ water</translation>
             <translation>keine</translation>
         </message>
         <message>
+            <source>Lee</source>
+            <translation>Lee</translation>
+        </message>
+        <message>
+            <source>refined Lee</source>
+            <translation>Lee (verfeinert)</translation>
+        </message>
+        <message>
+            <source>SAR only: filters speckle before the dB conversion (7 × 7 window)</source>
+            <translation>Nur SAR: filtert Speckle vor der Umrechnung in dB (Fenster 7 × 7)</translation>
+        </message>
+        <message>
             <source>Also add the class raster</source>
             <translation>Auch das Klassenraster hinzufügen</translation>
         </message>
@@ -248,6 +260,10 @@ water</translation>
         <message>
             <source>Fill holes below</source>
             <translation>Löcher füllen unter</translation>
+        </message>
+        <message>
+            <source>Speckle filter</source>
+            <translation>Speckle-Filter</translation>
         </message>
         <message>
             <source>project folder / rs-openvocab / LAYER_TIME.gpkg</source>
@@ -428,6 +444,14 @@ water</translation>
         <message>
             <source>Area of interest (polygons)</source>
             <translation>Untersuchungsgebiet (Polygone)</translation>
+        </message>
+        <message>
+            <source>auto</source>
+            <translation>automatisch</translation>
+        </message>
+        <message>
+            <source>Speckle filter (SAR)</source>
+            <translation>Speckle-Filter (SAR)</translation>
         </message>
         <message>
             <source>Model preset</source>

@@ -218,6 +218,18 @@ water</translation>
             <translation>无</translation>
         </message>
         <message>
+            <source>Lee</source>
+            <translation>Lee</translation>
+        </message>
+        <message>
+            <source>refined Lee</source>
+            <translation>精致 Lee</translation>
+        </message>
+        <message>
+            <source>SAR only: filters speckle before the dB conversion (7 × 7 window)</source>
+            <translation>仅用于 SAR：在转换为 dB 之前滤除相干斑（7 × 7 窗口）</translation>
+        </message>
+        <message>
             <source>Also add the class raster</source>
             <translation>同时添加类别栅格</translation>
         </message>
@@ -248,6 +260,10 @@ water</translation>
         <message>
             <source>Fill holes below</source>
             <translation>填充小于此面积的孔洞</translation>
+        </message>
+        <message>
+            <source>Speckle filter</source>
+            <translation>相干斑滤波</translation>
         </message>
         <message>
             <source>project folder / rs-openvocab / LAYER_TIME.gpkg</source>
@@ -428,6 +444,14 @@ water</translation>
         <message>
             <source>Area of interest (polygons)</source>
             <translation>感兴趣区域（多边形）</translation>
+        </message>
+        <message>
+            <source>auto</source>
+            <translation>自动</translation>
+        </message>
+        <message>
+            <source>Speckle filter (SAR)</source>
+            <translation>相干斑滤波（SAR）</translation>
         </message>
         <message>
             <source>Model preset</source>

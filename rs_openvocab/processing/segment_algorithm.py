@@ -5,7 +5,7 @@ from pathlib import Path
 
 from qgis.core import (QgsGeometry, QgsProcessing, QgsProcessingAlgorithm, QgsProcessingException,
                        QgsProcessingLayerPostProcessorInterface,
-                       QgsProcessingParameterBoolean, QgsProcessingParameterExtent,
+                       QgsProcessingParameterBoolean, QgsProcessingParameterEnum, QgsProcessingParameterExtent,
                        QgsProcessingParameterFeatureSource, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer,
                        QgsProcessingParameterString, QgsProcessingParameterVectorDestination)
@@ -17,7 +17,7 @@ from rs_openvocab.translation import tr
 from rs_openvocab.layer_info import file_path
 from rs_openvocab.rendering import RenderError
 from rs_openvocab.results import categorized_renderer
-from rs_openvocab.runs import RunPlan, execute, layer_input
+from rs_openvocab.runs import MODALITIES, SPECKLE_FILTERS, RunPlan, execute, imagery_options, layer_input
 
 def number_options() -> tuple:
     """(parameter, request field, label, type, minimum): labels are translated when asked for."""
@@ -71,6 +71,10 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterExtent("EXTENT", tr("Extent"), optional=True))
         self.addParameter(QgsProcessingParameterFeatureSource("AOI", tr("Area of interest (polygons)"),
                                                               [QgsProcessing.TypeVectorPolygon], optional=True))
+        self.addParameter(QgsProcessingParameterEnum("MODALITY", tr("Imagery"), [tr("auto"), tr("Optical"), tr("SAR")],
+                                                     defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum("SPECKLE", tr("Speckle filter (SAR)"),
+                                                     [tr("none"), tr("Lee"), tr("refined Lee")], defaultValue=0))
         self.addParameter(QgsProcessingParameterString("MODEL", tr("Model preset"), "segearth-ov"))
         self.addParameter(QgsProcessingParameterString("DATASET_PRESET", tr("Dataset preset (thresholds)"),
                                                        optional=True))
@@ -130,6 +134,9 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
                       else self.parameterAsDouble)(parameters, key, context)
             if number > minimum and not (field == "gsd" and self.rendering is not None):
                 options[field] = number
+        options.update(imagery_options(MODALITIES[self.parameterAsEnum(parameters, "MODALITY", context)],
+                                       SPECKLE_FILTERS[self.parameterAsEnum(parameters, "SPECKLE", context)],
+                                       self.rendering is not None))
         plan = RunPlan(self.layer_name, self.raster, self.area, classes, output,
                        Path(raster_out) if raster_out else None, options, self.rendering)
         try:
@@ -142,6 +149,8 @@ class SegmentAlgorithm(QgsProcessingAlgorithm):
             return {}
         except (BackendError, RenderError) as error:
             raise QgsProcessingException(str(error)) from None
+        for note in result.get("notes", []):
+            feedback.pushInfo(note)
         feedback.pushInfo(tr("{0} polygons, {1:.2f} MP in {2:.1f} s").format(
             result.get("polygon_count") or 0, result["megapixels"], result["seconds"]))
         if context.willLoadLayerOnCompletion(str(output)):  # styled like the dock's layers once QGIS loads it

@@ -6,19 +6,23 @@ import time
 import pytest
 from qgis.core import QgsApplication, QgsProject
 
-from tests.helpers.checkpoints import save_open_clip_safetensors, save_simfeatup_lightning, tiny_clip, tiny_simfeatup
+from tests.helpers.checkpoints import (save_open_clip_checkpoint, save_open_clip_safetensors, save_simfeatup_lightning,
+                                      tiny_clip, tiny_simfeatup)
 from tests.helpers.rasters import write_scene
 from tests.helpers.service import RunningService
 
 
 def put_tiny_weights(home) -> None:
-    """The segearth-ov preset's two files, tiny and random, where the cache keeps them: the preset is ready."""
+    """The files of the segearth-ov and segearth-ov-sar presets, tiny and random, where the cache keeps them:
+    both presets are ready."""
     clip = home / "weights" / "openai-vit-b-16" / "open_clip_model.safetensors"
     upsampler = home / "weights" / "simfeatup-jbu-one-million-aid" / "xclip_jbu_one_million_aid.ckpt"
-    for path in (clip, upsampler):
+    sar = home / "weights" / "alignearth-sar-vit-b-16" / "AlignEarth-SAR-ViT-B-16.pt"
+    for path in (clip, upsampler, sar):
         path.parent.mkdir(parents=True, exist_ok=True)
     save_open_clip_safetensors(tiny_clip(), clip)
     save_simfeatup_lightning(tiny_simfeatup(), upsampler)
+    save_open_clip_checkpoint(tiny_clip(quick_gelu=False, seed=3), sar)
 
 
 @pytest.fixture(scope="session")

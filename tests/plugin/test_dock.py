@@ -200,16 +200,29 @@ def test_missing_weights_are_shown_and_downloaded_through_the_backend(plugin, tm
             service.stop()
 
 
-def test_sar_layers_suggest_the_sar_models(plugin, scenes, tmp_path):
+def test_a_sar_layer_runs_with_the_sar_model_and_a_speckle_filter(plugin, ready_service, scenes, tmp_path):
     path = tmp_path / "s1.tif"
-    with rasterio.open(path, "w", driver="GTiff", height=20, width=20, count=2, dtype="float32", crs="EPSG:32633",
+    with rasterio.open(path, "w", driver="GTiff", height=60, width=80, count=2, dtype="float32", crs="EPSG:32633",
                        transform=from_origin(500000, 4650000, 10, 10)) as out:
-        out.write(np.random.default_rng(0).random((2, 20, 20), dtype=np.float32))
+        out.write(np.random.default_rng(0).gamma(4.0, 0.02, (2, 60, 80)).astype(np.float32))
     dock = plugin.dock
+    dock.layer.setLayer(add_raster(scenes["small"], "rgb"))
+    assert dock.modality.currentData() == "optical" and not dock.speckle.isEnabled()
     dock.layer.setLayer(add_raster(path, "s1"))
     assert dock.modality.currentData() == "sar" and "SAR" in dock.modality_hint.text()
-    dock.layer.setLayer(add_raster(scenes["small"], "rgb"))
-    assert dock.modality.currentData() == "optical"
+    connect(dock, ready_service)
+    assert dock.model.currentData()["name"] == "segearth-ov-sar" and dock.speckle.isEnabled()
+    dock.speckle.setCurrentIndex(dock.speckle.findData("refined-lee"))
+    dock.classes.setPlainText("water\nfield")
+    dock.output.setFilePath(str(tmp_path / "sar_result.gpkg"))
+    logged = []
+    QgsApplication.messageLog().messageReceived.connect(lambda text, tag, level: logged.append(text))
+    run_and_wait(dock)
+    assert not messages(dock.iface, Qgis.Critical)
+    assert QgsProject.instance().mapLayersByName("sar_result")[0].featureCount() > 0
+    sent = next(text for text in logged if text.startswith("Running on s1"))
+    assert "'modality': 'sar'" in sent and "'speckle': 'refined-lee'" in sent
+    assert any(text.startswith("SAR (as asked): band 1") and "refined-lee 7×7" in text for text in logged), logged
 
 
 def test_a_dataset_preset_fills_the_prompts_and_threshold(plugin, ready_service):
