@@ -98,6 +98,7 @@ def test_a_job_runs_from_submission_to_polygons(service, data, tmp_path_factory)
     assert [c["name"] for c in result["classes"]] == ["background", "building", "road"]
     assert result["classes"][1]["synonyms"] == ["building", "roof", "house"]
     assert sum(c["pixels"] for c in result["classes"]) == 230 * 260
+    assert result["notes"] == ["optical (auto: 3 uint8 bands): bands 1,2,3 (uint8) as they are"]
     assert sum(c["area_m2"] for c in result["classes"]) == pytest.approx(230 * 260 * 0.25)
     features = result["polygons"]["features"]
     assert len(features) == result["polygon_count"] > 0 and not result["polygons_omitted"]
