@@ -6,7 +6,7 @@ A random ViT-B/16 CLIP (the OpenAI architecture, random weights: the cost is the
 teacher; 64 synthetic 256² optical/SAR pairs are the data (bench/out/). The run is the real
 command, ``python -m training.alignearth --config ...``, in a fresh process; step times come
 from its log.csv (the first step, with its warm-up, is left out of the median) and the peak
-RSS from the process's own accounting (the GPU's peak memory is printed on CUDA).
+RSS from the process's own accounting (on a GPU, watch nvidia-smi for the device's memory).
 """
 from __future__ import annotations
 
