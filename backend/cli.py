@@ -35,9 +35,9 @@ def _add_segment(commands) -> None:
     out.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     read = p.add_argument_group("reading")
     read.add_argument("--bands", type=_bands, help="1-based bands as R,G,B (e.g. 4,3,2), or one band repeated "
-                                                   "(default 1,2,3)")
-    read.add_argument("--stretch", type=_numbers, help="MIN,MAX for all bands or per band "
-                                                       "(default: 2-98 percentiles for non-uint8)")
+                                                   "(default 1,2,3); SAR: CO or CO,CROSS (default: the VV/HH band)")
+    read.add_argument("--stretch", type=_numbers, help="MIN,MAX for all bands or per band, in dB for SAR "
+                                                       "(default: 2-98 percentiles, except uint8)")
     read.add_argument("--aoi", help="area of interest: XMIN,YMIN,XMAX,YMAX, a WKT geometry, or a vector file")
     read.add_argument("--aoi-layer", help="layer of the --aoi file (default: the first)")
     read.add_argument("--aoi-crs", help="CRS of --aoi (default: the file's own, else the raster's)")

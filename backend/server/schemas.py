@@ -34,9 +34,11 @@ class SegmentRequest(BaseModel):
     out_probs: str | None = Field(None, description="probability raster to write (COG, float32, band i = class i)")
     preview: str | None = Field(None, description="PNG preview of the classes beside the image")
     overwrite: bool = Field(False, description="replace existing outputs")
-    bands: Union[list[int], str, None] = Field(None, description="1-based bands as R,G,B, e.g. [4, 3, 2]")
-    stretch: Union[list[float], str, None] = Field(None, description="[MIN, MAX] for all bands or per band "
-                                                                     "(default: 2-98 percentiles for non-uint8)")
+    bands: Union[list[int], str, None] = Field(None, description="1-based bands as R,G,B, e.g. [4, 3, 2]; SAR: "
+                                                                 "[co-pol] or [co-pol, cross-pol]")
+    stretch: Union[list[float], str, None] = Field(None, description="[MIN, MAX] for all bands or per band, in dB "
+                                                                     "for SAR (default: 2-98 percentiles, except "
+                                                                     "uint8)")
     aoi: str | None = Field(None, description="area of interest: 'XMIN,YMIN,XMAX,YMAX', a WKT geometry, or the "
                                               "absolute path of a vector file")
     aoi_layer: str | None = Field(None, description="layer of the aoi file (default: the first)")
