@@ -29,8 +29,7 @@ from backend.raster.speckle import speckle_filter
 MODALITIES = ("auto", "optical", "sar")
 SAR_SCALES = ("auto", "power", "amplitude", "db")
 SCALE_WORDS = {"power": "linear power", "amplitude": "amplitude", "db": "dB", "8-bit": "8-bit (as it is)"}
-POLARISATIONS = ("VV", "VH", "HH", "HV")
-CO_POL, CROSS_POL = ("VV", "HH"), ("VH", "HV")
+CO_POL = ("VV", "HH")
 _SAR_WORDS = re.compile(r"sentinel[-_ ]?1|\bs1[abcd]_|\bsar\b|\bslc\b|\bgrd[hmf]?\b|capella|iceye|umbra|"
                         r"terrasar|cosmo[-_ ]?skymed|radarsat|alos[-_ ]?2|palsar|gaofen[-_ ]?3|sigma0|gamma0|beta0",
                         re.IGNORECASE)
@@ -45,13 +44,14 @@ def polarisation(text: str | None) -> str | None:
     return found[-1].upper() if found else None
 
 
-def _metadata_text(dataset, path: Path) -> str:
-    """The file name, the band descriptions and every metadata value, as one text."""
-    parts = [path.name, *(d or "" for d in dataset.descriptions)]
+def _metadata_text(dataset, path: Path, bands: tuple[int, ...] | None = None) -> str:
+    """The descriptions and metadata of ``bands`` (default all), the dataset's metadata and the
+    file name, as one text."""
+    bands = bands or tuple(range(1, dataset.count + 1))
+    parts = [dataset.descriptions[band - 1] or "" for band in bands]
+    parts += [f"{k}={v}" for band in bands for k, v in dataset.tags(band).items()]
     parts += [f"{k}={v}" for k, v in dataset.tags().items()]
-    for band in range(1, dataset.count + 1):
-        parts += [f"{k}={v}" for k, v in dataset.tags(band).items()]
-    return " ".join(parts)
+    return " ".join([*parts, path.name])
 
 
 @dataclass(frozen=True)
@@ -106,9 +106,7 @@ def detect_scale(dataset, bands: tuple[int, ...], path: Path, sample: np.ndarray
         return "amplitude", "complex samples, their magnitude"
     if dtype == "uint8":
         return "8-bit", "8-bit values, the form the paired training data came in"
-    text = " ".join([*(dataset.descriptions[b - 1] or "" for b in bands),
-                     *(f"{k}={v}" for b in bands for k, v in dataset.tags(b).items()),
-                     *(f"{k}={v}" for k, v in dataset.tags().items()), path.stem])
+    text = _metadata_text(dataset, path, bands)
     for scale, words in (("db", _DB_WORDS), ("amplitude", _AMPLITUDE_WORDS), ("power", _POWER_WORDS)):
         found = words.search(text)
         if found:

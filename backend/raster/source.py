@@ -109,10 +109,6 @@ def _open(path: Path):
                              "give a GeoTIFF or another image GDAL opens.", "raster") from None
 
 
-def _is_complex(dtype: str) -> bool:
-    return dtype.startswith("complex")
-
-
 @dataclass(frozen=True)
 class RasterSource:
     """An opened input: its bands, the working grid and the stretch, ready to read block by block.
@@ -159,11 +155,12 @@ class RasterSource:
             height, width = _working_size(file_grid, window, options, path)
             dtype = dataset.dtypes[bands[0] - 1]
             has_mask = any(MaskFlags.all_valid not in dataset.mask_flag_enums[band - 1] for band in bands)
-            stretch = _stretch(dataset, bands, dtype, options.stretch) if choice.modality == "optical" else None
             source = cls(path, bands, dtype, has_mask, aoi, file_grid, window,
-                         file_grid.subgrid(window, height, width), stretch, choice.modality, choice.reason)
+                         file_grid.subgrid(window, height, width), None, choice.modality, choice.reason)
             if choice.modality == "sar":
                 source = dataclasses.replace(source, sar=source._sar_conversion(dataset, options))
+            else:
+                source = dataclasses.replace(source, stretch=source._optical_stretch(dataset, options.stretch))
         return source
 
     # -- the working grid ---------------------------------------------------------------------
@@ -280,11 +277,26 @@ class RasterSource:
             data, valid = self._data(dataset, self.window, (height, width), Resampling.nearest)
             return self._pixels(data, valid, filtered=False)
 
-    # -- SAR ------------------------------------------------------------------------------------
+    # -- constants computed once per raster -----------------------------------------------------
+    def _sample(self, dataset) -> tuple[np.ndarray, np.ndarray]:
+        """The bands' values and validity over the whole file, decimated to SAMPLE_SIDE (from overviews
+        when the file has them): the whole scene, so that an AOI of it keeps the scene's look."""
+        whole = Window(0, 0, dataset.width, dataset.height)
+        return self._data(dataset, whole, _sample_shape(whole), Resampling.nearest)
+
+    def _optical_stretch(self, dataset, asked: tuple[float, ...] | None) -> np.ndarray | None:
+        """(3, 2) low/high per band: as asked, else 2-98 percentiles of the sample; None for uint8."""
+        if asked is not None:
+            return _given_ranges(asked)
+        if self.dtype == "uint8":
+            return None
+        sample, valid = self._sample(dataset)
+        unique = sorted(set(self.bands))
+        return np.array([_percentile_range(sample[unique.index(band)][valid]) for band in self.bands])
+
     def _sar_conversion(self, dataset, options: ReadOptions) -> SarConversion:
         """The conversion of this raster's SAR bands, its constants computed once from samples."""
-        whole = Window(0, 0, dataset.width, dataset.height)  # the whole scene, as for optical: an AOI keeps its look
-        sample, sample_valid = self._data(dataset, whole, _sample_shape(whole), Resampling.nearest)
+        sample, sample_valid = self._sample(dataset)
         values = sample[:, sample_valid]
         scale, scale_reason = detect_scale(dataset, self.bands, self.path, values[np.isfinite(values)],
                                            options.sar_scale)
@@ -296,8 +308,7 @@ class RasterSource:
                 looks, reason = self._estimated_looks(dataset, conversion)
             conversion = dataclasses.replace(conversion, looks=looks, looks_reason=reason)
         if options.stretch is not None:
-            pairs = np.array(options.stretch, dtype=np.float64).reshape(-1, 2)
-            stretch = np.repeat(pairs, 3, axis=0) if len(pairs) == 1 else pairs
+            stretch = _given_ranges(options.stretch)
         elif scale == "8-bit" and len(self.bands) == 1:
             stretch = None  # the paired data sets' own 8-bit images, as they are
         else:
@@ -332,6 +343,12 @@ def _sample_shape(window: Window) -> tuple[int, int]:
     """(height, width) of a decimated read of ``window`` whose long side is at most SAMPLE_SIDE."""
     scale = min(1.0, SAMPLE_SIDE / max(window.width, window.height))
     return max(1, round(window.height * scale)), max(1, round(window.width * scale))
+
+
+def _given_ranges(asked: tuple[float, ...]) -> np.ndarray:
+    """(3, 2) low/high per channel from one MIN,MAX pair (for all) or three."""
+    pairs = np.array(asked, dtype=np.float64).reshape(-1, 2)
+    return np.repeat(pairs, 3, axis=0) if len(pairs) == 1 else pairs
 
 
 def _percentile_range(values: np.ndarray) -> tuple[float, float]:
@@ -428,16 +445,3 @@ def _working_size(file_grid: Grid, window: Window, options: ReadOptions, path: P
     else:
         return int(window.height), int(window.width)
     return max(1, round(window.height / scale)), max(1, round(window.width / scale))
-
-
-def _stretch(dataset, bands: tuple[int, ...], dtype: str, asked: tuple[float, ...] | None) -> np.ndarray | None:
-    """(3, 2) low/high per band: as asked, else 2-98 percentiles of a decimated read; None for uint8."""
-    if asked is not None:
-        pairs = np.array(asked, dtype=np.float64).reshape(-1, 2)
-        return np.repeat(pairs, 3, axis=0) if len(pairs) == 1 else pairs
-    if dtype == "uint8":
-        return None
-    unique = sorted(set(bands))  # decimated reads come from overviews when the file has them
-    sample = dataset.read(unique, out_shape=(len(unique), *_sample_shape(Window(0, 0, dataset.width, dataset.height))),
-                          masked=True, resampling=Resampling.nearest)
-    return np.array([_percentile_range(_real(sample[unique.index(band)].compressed())) for band in bands])

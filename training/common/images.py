@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import contextlib
-import warnings
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import rasterio
 from rasterio.enums import ColorInterp
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import RasterioIOError
 
 from backend.errors import UserInputError
+from backend.raster.files import open_raster
 
 
 @contextlib.contextmanager
@@ -20,9 +20,7 @@ def _opened(path: Path) -> Iterator[rasterio.io.DatasetReader]:
         raise UserInputError(f"image {path} does not exist; fix its path in the manifest "
                              "(relative paths are read from the manifest's folder).")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            source = rasterio.open(path)
+        source = open_raster(path)
     except RasterioIOError as error:
         reason = str(error).strip().splitlines()[0][:120] if str(error).strip() else "unreadable"
         raise UserInputError(f"cannot read image {path} ({reason}); give an image GDAL reads "
