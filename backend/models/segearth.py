@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from backend.models.dense_attention import ATTENTION_MODES, dense_attention
+from backend.models.simfeatup_fast import upsampled_cosine_logits
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -109,13 +110,8 @@ class SegEarthOV(nn.Module):
             features = patches / patches.norm(dim=1, keepdim=True)
             logits = torch.einsum("bchw,qc->bqhw", features, queries) + bias
             return F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
-        # one window at a time through the upsampler: its 512-channel output is the big tensor
-        logits = []
-        for index in range(windows.shape[0]):
-            features = self.upsampler(patches[index:index + 1].float(), windows[index:index + 1].float())
-            features = features / features.norm(dim=1, keepdim=True)
-            logits.append(torch.einsum("bchw,qc->bqhw", features, queries.float()))
-        return torch.cat(logits).to(patches.dtype) + bias
+        logits = upsampled_cosine_logits(self.upsampler, patches, windows, queries)  # float32
+        return logits.to(patches.dtype) + bias
 
 
 def classify(logits: torch.Tensor, query_to_class: list[int], logit_scale: float = 50.0,
