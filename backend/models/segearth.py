@@ -35,6 +35,22 @@ def interpolate_positional_embedding(positional: torch.Tensor, grid_h: int, grid
     return torch.cat([positional[:1], patch], dim=0)
 
 
+def embed_tokens(visual: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+    """An open_clip ViT's tokens entering its first block, in the transformer's own layout.
+
+    conv1 patches, the CLS token, the positional embedding (resized to the patch grid) and
+    ``ln_pre``; returns the tokens ((B, 1+h*w, width) batch-first, else transposed) and h, w.
+    """
+    x = visual.conv1(images)
+    batch, width, grid_h, grid_w = x.shape
+    x = x.reshape(batch, width, -1).permute(0, 2, 1)
+    cls = visual.class_embedding.to(x.dtype).expand(batch, 1, width)
+    x = torch.cat([cls, x], dim=1)
+    x = x + interpolate_positional_embedding(visual.positional_embedding, grid_h, grid_w).to(x.dtype)
+    x = visual.ln_pre(x)
+    return (x if getattr(visual.transformer, "batch_first", True) else x.transpose(0, 1)), grid_h, grid_w
+
+
 def encode_dense(visual: nn.Module, images: torch.Tensor, mode: str = "segearth", blocks: int = 1
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Dense image features from an open_clip VisionTransformer.
@@ -46,16 +62,10 @@ def encode_dense(visual: nn.Module, images: torch.Tensor, mode: str = "segearth"
     """
     if not 1 <= blocks <= len(visual.transformer.resblocks):
         raise ValueError(f"attention blocks must be between 1 and {len(visual.transformer.resblocks)}")
-    x = visual.conv1(images)
-    batch, width, grid_h, grid_w = x.shape
-    x = x.reshape(batch, width, -1).permute(0, 2, 1)
-    cls = visual.class_embedding.to(x.dtype).expand(batch, 1, width)
-    x = torch.cat([cls, x], dim=1)
-    x = x + interpolate_positional_embedding(visual.positional_embedding, grid_h, grid_w).to(x.dtype)
-    x = visual.ln_pre(x)
+    x, grid_h, grid_w = embed_tokens(visual, images)
+    batch = images.shape[0]
     resblocks = list(visual.transformer.resblocks)
     batch_first = getattr(visual.transformer, "batch_first", True)
-    x = x if batch_first else x.transpose(0, 1)
     for block in resblocks[:-blocks]:
         x = block(x)
     dense = 0

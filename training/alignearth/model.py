@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from backend.models.clip_loading import ClipArchitecture, build_clip, load_clip
-from backend.models.segearth import interpolate_positional_embedding
+from backend.models.segearth import embed_tokens
 from backend.weights import resolve_weights
 from training.alignearth.losses import LearnableTemperature
 from training.common.checkpoint import atomic_save
@@ -29,15 +29,10 @@ def projected_tokens(visual: nn.Module, images: torch.Tensor) -> tuple[torch.Ten
     ``ln_post`` and ``proj`` are applied to every token (open_clip's forward returns only
     the pooled CLS). ``images`` are CLIP-normalised (B, 3, H, W).
     """
-    x = visual.conv1(images)
-    batch, width, grid_h, grid_w = x.shape
-    x = x.reshape(batch, width, grid_h * grid_w).permute(0, 2, 1)
-    x = torch.cat([visual.class_embedding.to(x.dtype).expand(batch, 1, width), x], dim=1)
-    x = x + interpolate_positional_embedding(visual.positional_embedding, grid_h, grid_w).to(x.dtype)
-    x = visual.ln_pre(x)
-    batch_first = getattr(visual.transformer, "batch_first", True)
-    x = visual.transformer(x if batch_first else x.transpose(0, 1))
-    x = x if batch_first else x.transpose(0, 1)
+    x, grid_h, grid_w = embed_tokens(visual, images)
+    batch = images.shape[0]
+    x = visual.transformer(x)
+    x = x if getattr(visual.transformer, "batch_first", True) else x.transpose(0, 1)
     out = visual.ln_post(x) @ visual.proj
     return out[:, 0], out[:, 1:].transpose(1, 2).reshape(batch, -1, grid_h, grid_w)
 

@@ -10,16 +10,13 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from backend.errors import UserInputError
-from backend.models.devices import resolve_device
 from training.alignearth.config import AlignEarthConfig
 from training.alignearth.data import PairedImages, check_pairs, read_pairs
 from training.alignearth.losses import LearnableTemperature, alignearth_losses, region_means
 from training.alignearth.model import (EXPORT_NAME, AlignEarthStudent, Teacher, export_checkpoint, load_teacher,
                                        projected_tokens, student_from)
 from training.common.augment import GeometryOptions
-from training.common.config import as_dict, dump_config
-from training.common.loop import STATE_FILE, LoopResult, run_training
-from training.common.seeding import seed_everything
+from training.common.loop import LoopResult, train_from_config
 
 log = logging.getLogger("rsov.training")
 
@@ -105,14 +102,4 @@ def build_task(config: AlignEarthConfig, device: torch.device) -> tuple[AlignEar
 
 def train(config: AlignEarthConfig, resume: bool = False, on_step: Callable[[int], None] | None = None) -> LoopResult:
     """Run (or with ``resume`` continue) the distillation; the student is exported to out_dir/alignearth_sar.pt."""
-    device = resolve_device(config.train.device)
-    seed_everything(config.train.seed)
-    task, dataset = build_task(config, device)
-    out_dir = Path(config.train.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if not resume and not (out_dir / STATE_FILE).exists():  # an existing run is refused by the loop, untouched
-        dump_config(config, out_dir / "config.yaml")
-    if config.train.precision != "fp32" and device.type != "cuda":
-        log.info("precision %s applies on CUDA only; training on %s in fp32.", config.train.precision, device)
-    return run_training(task, dataset, config.train, config.optim, device, resume=resume, record=as_dict(config),
-                        on_step=on_step)
+    return train_from_config(config, build_task, resume, on_step)

@@ -20,8 +20,9 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from backend.errors import UserInputError
+from backend.models.devices import resolve_device
 from training.common.checkpoint import atomic_save, load_training_state
-from training.common.config import require
+from training.common.config import as_dict, dump_config, require
 from training.common.metrics import MetricLog
 from training.common.optim import OptimConfig, build_adamw, learning_rate, set_learning_rate
 from training.common.sampling import epoch_loader
@@ -121,6 +122,25 @@ def to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, (list, tuple)):
         return type(batch)(to_device(value, device) for value in batch)
     return batch
+
+
+def train_from_config(config: Any, build_task: Callable[[Any, torch.device], tuple[TrainingTask, Dataset]],
+                      resume: bool = False, on_step: Callable[[int], None] | None = None) -> LoopResult:
+    """What every trainer's ``train`` does: seed, build the task on the device, record the config, run the loop.
+
+    ``config`` has ``train`` (TrainConfig) and ``optim`` (OptimConfig) sections.
+    """
+    device = resolve_device(config.train.device)
+    seed_everything(config.train.seed)
+    task, dataset = build_task(config, device)
+    out_dir = Path(config.train.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not resume and not (out_dir / STATE_FILE).exists():  # an existing run is refused by the loop, untouched
+        dump_config(config, out_dir / "config.yaml")
+    if config.train.precision != "fp32" and device.type != "cuda":
+        log.info("precision %s applies on CUDA only; training on %s in fp32.", config.train.precision, device)
+    return run_training(task, dataset, config.train, config.optim, device, resume=resume, record=as_dict(config),
+                        on_step=on_step)
 
 
 def run_training(task: TrainingTask, dataset: Dataset, train: TrainConfig, optim: OptimConfig, device: torch.device,
