@@ -22,6 +22,7 @@ tests compare the two.
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import torch
@@ -136,9 +137,6 @@ def upsample_step(up: JointBilateralUpsampler, low: torch.Tensor, guidance: torc
     return out.view(batch, height, width, channels)
 
 
-@torch.no_grad()
-@torch.autocast("cpu", enabled=False)
-@torch.autocast("cuda", enabled=False)
 def upsampled_cosine_logits(upsampler: SimFeatUp, patches: torch.Tensor, windows: torch.Tensor,
                             queries: torch.Tensor) -> torch.Tensor:
     """cos(SimFeatUp(patches, windows) at each pixel, query): (B, Q, H, W), float32.
@@ -146,7 +144,40 @@ def upsampled_cosine_logits(upsampler: SimFeatUp, patches: torch.Tensor, windows
     ``patches`` (B, C, h, w) are the window features, ``windows`` (B, 3, 16h, 16w) the
     normalised window images, ``queries`` (Q, C) unit text embeddings. Runs in float32
     whatever the autocast around it.
+
+    On the CPU the windows are shared among ``torch.get_num_threads()`` worker threads,
+    each running its window's operations on one core: no operation waits for all cores,
+    so a machine busy with other work slows each window down instead of stalling them
+    all (see bench/busy_machine.py), and a window's result does not depend on the
+    number of threads.
     """
+    parts = [(patches[i:i + 1], windows[i:i + 1]) for i in range(patches.shape[0])]
+    threads = torch.get_num_threads()
+    if patches.device.type != "cpu" or threads == 1 or len(parts) == 1:
+        return torch.cat([_cosine_logits(upsampler, p, w, queries) for p, w in parts])
+    pool = _worker_pool(threads)
+    try:
+        return torch.cat(list(pool.map(lambda part: _on_one_core(upsampler, *part, queries), parts)))
+    finally:
+        torch.set_num_threads(threads)  # the workers set it to 1 for the whole process
+
+
+@lru_cache(maxsize=4)
+def _worker_pool(workers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(workers, thread_name_prefix="rsov-upsampler")
+
+
+def _on_one_core(upsampler: SimFeatUp, patches: torch.Tensor, windows: torch.Tensor,
+                 queries: torch.Tensor) -> torch.Tensor:
+    torch.set_num_threads(1)  # also this thread's own MKL setting
+    return _cosine_logits(upsampler, patches, windows, queries)
+
+
+@torch.no_grad()  # grad mode and autocast are per thread: set where the work runs
+@torch.autocast("cpu", enabled=False)
+@torch.autocast("cuda", enabled=False)
+def _cosine_logits(upsampler: SimFeatUp, patches: torch.Tensor, windows: torch.Tensor,
+                   queries: torch.Tensor) -> torch.Tensor:
     patches, windows, queries = patches.float(), windows.float(), queries.float()
     batch, channels, low_h, low_w = patches.shape
     if min(low_h, low_w) * 2 < _MIN_SIDE:
@@ -160,7 +191,7 @@ def upsampled_cosine_logits(upsampler: SimFeatUp, patches: torch.Tensor, windows
     if channels > low_h * low_w:
         basis, coefficients = torch.linalg.qr(features)  # (B, C, n), (B, n, n)
         queries_in_basis = torch.matmul(queries, basis)  # (B, Q, n)
-        bias_in_basis = torch.matmul(bias, basis)  # (B, n)
+        bias_in_basis = torch.matmul(bias, basis)  # (B, n): b = basis @ bias_in_basis + the rest
     else:
         coefficients = features
         queries_in_basis = queries.expand(batch, *queries.shape)
@@ -171,7 +202,9 @@ def upsampled_cosine_logits(upsampler: SimFeatUp, patches: torch.Tensor, windows
         low = upsample_step(upsampler.up, low, F.adaptive_avg_pool2d(windows, (height, width)))
     pixels = low.view(batch, -1, low.shape[-1])  # (B, H*W, n)
     dots = torch.matmul(pixels, queries_in_basis.transpose(1, 2)) + (queries @ bias)  # (B, H*W, Q)
-    squared = pixels.square().sum(-1) + 2 * torch.matmul(pixels, bias_in_basis.unsqueeze(-1)).squeeze(-1)
-    norms = (squared + bias.square().sum()).sqrt()
+    # |basis a + b|^2 = |a + basis^T b|^2 + |b|^2 - |basis^T b|^2
+    outside = (bias.square().sum() - bias_in_basis.square().sum(-1)).clamp(min=0)
+    norms = (torch.linalg.vector_norm(pixels + bias_in_basis.unsqueeze(1), dim=-1).square()
+             + outside.unsqueeze(1)).sqrt()
     logits = dots / norms.unsqueeze(-1)
     return logits.transpose(1, 2).reshape(batch, -1, low.shape[1], low.shape[2])
