@@ -26,12 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import backend.models.segearth as segearth  # noqa: E402
 from backend.inference.slide import normalise_pixels, slide_logits  # noqa: E402
-from backend.models.clip_loading import build_clip, infer_architecture  # noqa: E402
 from backend.models.protocol import Prompts  # noqa: E402
 from backend.models.segearth import SegEarthOV, classify  # noqa: E402
-from backend.models.simfeatup import SimFeatUp  # noqa: E402
 from backend.models.simfeatup_fast import upsampled_cosine_logits  # noqa: E402
 from backend.prompts import ClassList  # noqa: E402
+from bench.segment_speed import random_simfeatup, reference_logits, vit_b16  # noqa: E402
 
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -69,17 +68,7 @@ def featup_unfold_logits(upsampler, patches, windows, queries):
     return torch.cat(out)
 
 
-@torch.no_grad()
-def module_logits(upsampler, patches, windows, queries):
-    out = []
-    for index in range(patches.shape[0]):
-        features = upsampler(patches[index:index + 1].float(), windows[index:index + 1].float())
-        features = features / features.norm(dim=1, keepdim=True)
-        out.append(torch.einsum("bchw,qc->bqhw", features, queries.float()))
-    return torch.cat(out)
-
-
-PATHS = {"fast": upsampled_cosine_logits, "module": module_logits, "featup-unfold": featup_unfold_logits}
+PATHS = {"fast": upsampled_cosine_logits, "module": reference_logits, "featup-unfold": featup_unfold_logits}
 
 
 def image(size: int, device: torch.device) -> torch.Tensor:
@@ -110,14 +99,8 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
-    from backend.torchvision_compat import import_open_clip
-
-    reference = import_open_clip().create_model("ViT-B-16", pretrained=None)
-    clip = build_clip(infer_architecture(reference.state_dict()), quick_gelu=True).to(device)
-    upsampler = SimFeatUp(512).eval()
-    with torch.no_grad():
-        upsampler.up.range_temp.fill_(1.5)
-        upsampler.up.sigma_spatial.fill_(0.7)
+    clip = vit_b16().to(device)
+    upsampler = random_simfeatup()
     upsampler = upsampler.to(device)
     net = SegEarthOV(clip, upsampler)
     classes = ClassList(tuple((f"class {i}",) for i in range(args.classes)))
