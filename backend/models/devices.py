@@ -1,7 +1,9 @@
 """Compute devices: names to torch devices, autocast precision, free memory and running out of it."""
 from __future__ import annotations
 
+import functools
 import gc
+import logging
 import os
 
 import torch
@@ -33,7 +35,15 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
         return torch.float16 if device.type == "cuda" else None
     if device.type == "cpu" and name == "fp16":
         raise UserInputError("{precision} fp16 is not supported on the CPU; use fp32 or bf16.", "precision")
+    if device.type == "cpu" and name == "bf16" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        _warn_emulated_bf16()
     return {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
+
+
+@functools.lru_cache(maxsize=1)
+def _warn_emulated_bf16() -> None:
+    logging.getLogger("rsov").warning("this CPU has no bfloat16 instructions (AVX512-BF16 or AMX): bf16 is "
+                                      "emulated and slower than fp32 here.")
 
 
 def free_memory_text(device: torch.device) -> str:

@@ -127,14 +127,15 @@ def upsample_step(up: JointBilateralUpsampler, low: torch.Tensor, guidance: torc
     combined = torch.einsum("hiu,bhwiv->bhwuv", weights_y, along_x).reshape(batch, -1)
     crow, columns, _, _ = _sparse_structure(low_h, low_w)
     crow, columns = crow.to(low.device), columns.to(low.device)
-    out = low.new_empty(batch, height * width, channels)
+    unused = low.new_empty(height * width, channels)  # beta=0: addmm neither reads nor zero-fills it
+    out = []
     for index in range(batch):
         with warnings.catch_warnings():  # "sparse CSR support is in beta": the product used here is tested
             warnings.simplefilter("ignore", UserWarning)
             matrix = torch.sparse_csr_tensor(crow, columns, combined[index], size=(height * width, low_h * low_w),
                                              check_invariants=False)
-        torch.mm(matrix, low[index].reshape(low_h * low_w, channels), out=out[index])
-    return out.view(batch, height, width, channels)
+        out.append(torch.addmm(unused, matrix, low[index].reshape(low_h * low_w, channels), beta=0))
+    return torch.stack(out).view(batch, height, width, channels)
 
 
 def upsampled_cosine_logits(upsampler: SimFeatUp, patches: torch.Tensor, windows: torch.Tensor,
@@ -200,11 +201,12 @@ def _cosine_logits(upsampler: SimFeatUp, patches: torch.Tensor, windows: torch.T
     for _ in range(upsampler.steps):
         height, width = 2 * low.shape[1], 2 * low.shape[2]
         low = upsample_step(upsampler.up, low, F.adaptive_avg_pool2d(windows, (height, width)))
-    pixels = low.view(batch, -1, low.shape[-1])  # (B, H*W, n)
-    dots = torch.matmul(pixels, queries_in_basis.transpose(1, 2)) + (queries @ bias)  # (B, H*W, Q)
-    # |basis a + b|^2 = |a + basis^T b|^2 + |b|^2 - |basis^T b|^2
-    outside = (bias.square().sum() - bias_in_basis.square().sum(-1)).clamp(min=0)
-    norms = (torch.linalg.vector_norm(pixels + bias_in_basis.unsqueeze(1), dim=-1).square()
-             + outside.unsqueeze(1)).sqrt()
+    pixels = low.view(batch, -1, low.shape[-1])  # (B, H*W, n): feature = basis @ pixel + bias
+    # one product gives the dots with the queries and with basis^T bias; then
+    # |basis a + b|^2 = |a|^2 + 2 a.(basis^T b) + |b|^2
+    products = torch.matmul(pixels, torch.cat([queries_in_basis, bias_in_basis.unsqueeze(1)], 1).transpose(1, 2))
+    dots = products[..., :-1] + queries @ bias  # (B, H*W, Q)
+    squared = torch.linalg.vector_norm(pixels, dim=-1).square() + 2 * products[..., -1] + bias.square().sum()
+    norms = squared.clamp(min=0).sqrt()
     logits = dots / norms.unsqueeze(-1)
     return logits.transpose(1, 2).reshape(batch, -1, low.shape[1], low.shape[2])
