@@ -100,31 +100,118 @@ def range_similarity(keys: torch.Tensor, radius: int) -> torch.Tensor:
     return out
 
 
-def step_kernels(up: JointBilateralUpsampler, guidance: torch.Tensor) -> torch.Tensor:
-    """The JBU's per-pixel kernels for (B, 3, H, W) guidance, channels-last (B, H, W, d*d).
-
-    The module's own layers and formula (dropout is off in eval mode); only the range
-    similarity is computed differently.
-    """
+def soft_range_kernels(up: JointBilateralUpsampler, guidance: torch.Tensor) -> torch.Tensor:
+    """The JBU's kernels before their fix-up: softmax range kernel x spatial kernel, renormalised, (B, d*d, H, W)."""
     similarity = range_similarity(up.range_proj(guidance), up.radius)
     temperature = up.range_temp.exp().clamp(1e-4, 1e4)
     kernel = torch.softmax(temperature * similarity, dim=1) * up.spatial_kernel(guidance.device)
-    kernel = kernel / kernel.sum(dim=1, keepdim=True).clamp(min=1e-7)
-    kernel = kernel + 0.1 * up.fixup_proj(torch.cat([kernel, guidance], dim=1))
-    return kernel.permute(0, 2, 3, 1)
+    return kernel / kernel.sum(dim=1, keepdim=True).clamp(min=1e-7)
+
+
+@lru_cache(maxsize=64)
+def regular_positions(low: int, radius: int = 5) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """Which output positions of an axis read the interior pattern: ``(mask (2*low,), (even, odd) weights)``.
+
+    Away from the borders, output position y reads low-resolution positions y // 2 - 4 ...
+    with one of two weight patterns, by the parity of y.
+    """
+    weights, start = axis_weights(low, radius)
+    middle = low - low % 2  # an even output position in the middle
+    offset = start[middle] - middle // 2
+    patterns = (weights[middle], weights[middle + 1])
+    mask = torch.tensor([bool(start[y] - y // 2 == offset) and torch.equal(weights[y], patterns[y % 2])
+                         for y in range(2 * low)])
+    return mask, patterns
+
+
+def _pointwise(layer: torch.nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor]:
+    return layer.weight[:, :, 0, 0], layer.bias
+
+
+def _fixed_kernels(up: JointBilateralUpsampler, soft: torch.Tensor, guidance: torch.Tensor) -> torch.Tensor:
+    """kernel + 0.1 * fixup_proj([kernel, guidance]) for channels-last rows (N, d*d) and (N, 3)."""
+    (w1, b1), (w2, b2) = _pointwise(up.fixup_proj[0]), _pointwise(up.fixup_proj[3])
+    taps = soft.shape[-1]
+    hidden = F.gelu(torch.addmm(b1, soft, w1[:, :taps].T) + guidance @ w1[:, taps:].T)
+    return torch.addmm(soft, hidden, w2.T, alpha=0.1) + 0.1 * b2
+
+
+def tap_weights(up: JointBilateralUpsampler, guidance: torch.Tensor) -> torch.Tensor:
+    """Each output pixel's weights over its ny x nx low-resolution taps, (B, H, W, ny * nx).
+
+    The weights of pixel (y, x) are By[y]^T K Bx[x]: its 11x11 kernel K seen through the
+    reflect-padded bicubic weights of its row and column (``axis_weights``). Where both
+    the row and the column follow the interior pattern of their parity, By and Bx are one
+    of two matrices each, so the kernel fix-up's last 1x1 layer and this product are one
+    matrix per parity pair, applied to [kernel, hidden layer] by two matrix products. The
+    remaining border rows and columns are computed pixel by pixel.
+    """
+    batch, _, height, width = guidance.shape
+    low_h, low_w = height // 2, width // 2
+    d = up.diameter
+    soft = soft_range_kernels(up, guidance)  # (B, taps, H, W)
+    weights_y, _ = axis_weights(low_h, up.radius)
+    weights_x, _ = axis_weights(low_w, up.radius)
+    weights_y, weights_x = weights_y.to(guidance.device), weights_x.to(guidance.device)
+    ny, nx = weights_y.shape[2], weights_x.shape[2]
+    out = guidance.new_empty(batch, height, width, ny * nx)
+    rows, (row_even, row_odd) = regular_positions(low_h, up.radius)
+    cols, (col_even, col_odd) = regular_positions(low_w, up.radius)
+    if rows.float().mean() < 0.5 or cols.float().mean() < 0.5:  # small maps: every pixel on its own
+        rows, cols = torch.zeros_like(rows), torch.zeros_like(cols)
+    else:
+        (w1, b1), (w2, b2) = _pointwise(up.fixup_proj[0]), _pointwise(up.fixup_proj[3])
+        taps = d * d
+        # phase-major rows: (B, row parity, column parity, H/2, W/2, channels)
+        by_phase = soft.view(batch, taps, low_h, 2, low_w, 2).permute(0, 3, 5, 2, 4, 1).contiguous()
+        guide = guidance.view(batch, 3, low_h, 2, low_w, 2).permute(0, 3, 5, 2, 4, 1).contiguous()
+        result = out.view(batch, low_h, 2, low_w, 2, ny * nx)
+        for py, row_pattern in enumerate((row_even, row_odd)):
+            for px, col_pattern in enumerate((col_even, col_odd)):
+                # M[(u, v), (i, j)] = By[i, u] Bx[j, v]
+                combine = torch.einsum("iu,jv->uvij", row_pattern, col_pattern).reshape(ny * nx, taps)
+                combine = combine.to(guidance.device)
+                soft_rows = by_phase[:, py, px].reshape(-1, taps)
+                hidden = F.gelu(torch.addmm(b1, soft_rows, w1[:, :taps].T)
+                                + guide[:, py, px].reshape(-1, 3) @ w1[:, taps:].T)
+                phase = torch.addmm(0.1 * combine @ b2, soft_rows, combine.T)
+                phase = torch.addmm(phase, hidden, (0.1 * combine @ w2).T)
+                result[:, :, py, :, px] = phase.view(batch, low_h, low_w, ny * nx)
+    for ys, xs in _border_blocks(rows, cols):
+        soft_block = soft[:, :, ys, xs].permute(0, 2, 3, 1)
+        guide_block = guidance[:, :, ys, xs].permute(0, 2, 3, 1)
+        kernel = _fixed_kernels(up, soft_block.reshape(-1, d * d), guide_block.reshape(-1, 3))
+        kernel = kernel.view(*soft_block.shape[:3], d, d)
+        block = torch.einsum("yiu,byxij,xjv->byxuv", weights_y[ys], kernel, weights_x[xs])
+        out[:, ys, xs] = block.reshape(*block.shape[:3], ny * nx)
+    return out
+
+
+def _border_blocks(rows: torch.Tensor, cols: torch.Tensor) -> list[tuple[slice, slice]]:
+    """Rectangles covering every pixel whose row or column is not regular (rows/cols: regular masks)."""
+    height, width = len(rows), len(cols)
+    blocks = []
+    regular_rows = rows.nonzero().flatten()
+    regular_cols = cols.nonzero().flatten()
+    if len(regular_rows) == 0 or len(regular_cols) == 0:
+        return [(slice(0, height), slice(0, width))]
+    top, bottom = int(regular_rows[0]), int(regular_rows[-1]) + 1
+    left, right = int(regular_cols[0]), int(regular_cols[-1]) + 1
+    assert bool(rows[top:bottom].all()) and bool(cols[left:right].all()), "irregular positions inside"
+    for ys in (slice(0, top), slice(bottom, height)):
+        if ys.stop > ys.start:
+            blocks.append((ys, slice(0, width)))
+    for xs in (slice(0, left), slice(right, width)):
+        if xs.stop > xs.start:
+            blocks.append((slice(top, bottom), xs))
+    return blocks
 
 
 def upsample_step(up: JointBilateralUpsampler, low: torch.Tensor, guidance: torch.Tensor) -> torch.Tensor:
     """One x2 JBU step on channels-last (B, h, w, K) features -> (B, 2h, 2w, K)."""
     batch, low_h, low_w, channels = low.shape
     height, width = 2 * low_h, 2 * low_w
-    diameter = up.diameter
-    kernel = step_kernels(up, guidance).reshape(batch, height, width, diameter, diameter)
-    weights_y, _ = axis_weights(low_h, up.radius)
-    weights_x, _ = axis_weights(low_w, up.radius)
-    weights_y, weights_x = weights_y.to(low.device), weights_x.to(low.device)
-    along_x = torch.einsum("bhwij,wjv->bhwiv", kernel, weights_x)
-    combined = torch.einsum("hiu,bhwiv->bhwuv", weights_y, along_x).reshape(batch, -1)
+    combined = tap_weights(up, guidance).reshape(batch, -1)
     crow, columns, _, _ = _sparse_structure(low_h, low_w)
     crow, columns = crow.to(low.device), columns.to(low.device)
     unused = low.new_empty(height * width, channels)  # beta=0: addmm neither reads nor zero-fills it
@@ -135,7 +222,7 @@ def upsample_step(up: JointBilateralUpsampler, low: torch.Tensor, guidance: torc
             matrix = torch.sparse_csr_tensor(crow, columns, combined[index], size=(height * width, low_h * low_w),
                                              check_invariants=False)
         out.append(torch.addmm(unused, matrix, low[index].reshape(low_h * low_w, channels), beta=0))
-    return torch.stack(out).view(batch, height, width, channels)
+    return (out[0] if batch == 1 else torch.stack(out)).view(batch, height, width, channels)
 
 
 def upsampled_cosine_logits(upsampler: SimFeatUp, patches: torch.Tensor, windows: torch.Tensor,
