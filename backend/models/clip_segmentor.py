@@ -19,7 +19,7 @@ from backend.models.protocol import Prompts
 from backend.models.registry import SegmentorConfig
 from backend.models.segearth import SegEarthOV, classify
 from backend.models.simfeatup import SimFeatUp, load_simfeatup
-from backend.prompts import ClassList, TextEmbeddingCache, encode_queries, openai_imagenet_templates
+from backend.prompts import ClassList, TextEmbeddingCache, encode_queries, openai_imagenet_templates, text_encoder
 from backend.torchvision_compat import import_open_clip
 from backend.weights import resolve_weights, rsov_home
 
@@ -54,13 +54,14 @@ class ClipSegmentor:
                                  f"give a value from 0 to {len(classes) - 1}.", "background_index")
         templates = openai_imagenet_templates()
         context = self.weights.arch.context_length
+        encode_text = text_encoder(self.net.clip)  # each batch cut to its longest prompt where the tower allows
 
-        def compute() -> torch.Tensor:
-            return encode_queries(self.net.encode_text, lambda texts: tokenize(texts, context), classes.queries,
-                                  templates, self.device).cpu()
+        def compute(queries: list[str]) -> torch.Tensor:
+            return encode_queries(encode_text, lambda texts: tokenize(texts, context), queries, templates,
+                                  self.device).cpu()
 
         cache = TextEmbeddingCache(rsov_home() / "cache" / "text")
-        embeddings = cache.get_or_compute(self.weights.identity, classes.queries, len(templates), compute)
+        embeddings = cache.get_or_compute(self.weights.identity, classes.queries, templates, compute)
         return Prompts(classes, embeddings.to(self.device))
 
     def logits(self, windows: torch.Tensor, prompts: Prompts) -> torch.Tensor:

@@ -66,7 +66,7 @@ def test_segment_writes_georeferenced_classes_and_probabilities(scene, tiny_file
         assert probs.count == 3 and probs.dtypes[0] == "float32" and probs.crs == src.crs
         assert probs.descriptions == ("background", "building", "road")
         class_map, probabilities = classes.read(1), probs.read()
-    assert len(list((isolated_home / "cache" / "text").glob("*.safetensors"))) == 1  # the classes, encoded once
+    assert len(list((isolated_home / "cache" / "text").glob("*.safetensors"))) == 5  # one entry per query, encoded once
     expected_map, expected_probs = expected_probabilities(scene, tiny_files, 0.4)
     np.testing.assert_allclose(probabilities, expected_probs.numpy(), atol=2e-5)
     agree = (class_map == expected_map.numpy()).mean()
