@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from backend.models.cpu_workers import on_cores
 from backend.models.dense_attention import ATTENTION_MODES, dense_attention
 from backend.models.simfeatup_fast import upsampled_cosine_logits
 
@@ -107,8 +108,16 @@ class SegEarthOV(nn.Module):
         """Logits (B, Q, H, W) for CLIP-normalised windows (B, 3, H, W) and unit queries (Q, E).
 
         H and W must be multiples of the patch size. Each window's logits are
-        cos(pixel feature, query) + lambda * cos(CLS, query).
+        cos(pixel feature, query) + lambda * cos(CLS, query). On the CPU the windows are
+        shared among worker threads of one core each (``cpu_workers``).
         """
+        if windows.device.type != "cpu":
+            return self._logits(windows, queries)
+        # one window per piece: a window's logits do not depend on the batch it came in
+        return torch.cat(on_cores(lambda index: self._logits(windows[index:index + 1], queries),
+                                  range(windows.shape[0])))
+
+    def _logits(self, windows: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
         cls, patches = encode_dense(self.clip.visual, windows, self.attention, self.attention_blocks)
         queries = queries.to(patches.dtype)
         bias = 0

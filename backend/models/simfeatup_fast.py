@@ -22,7 +22,6 @@ tests compare the two.
 from __future__ import annotations
 
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import torch
@@ -225,45 +224,21 @@ def upsample_step(up: JointBilateralUpsampler, low: torch.Tensor, guidance: torc
     return (out[0] if batch == 1 else torch.stack(out)).view(batch, height, width, channels)
 
 
+@torch.no_grad()
+@torch.autocast("cpu", enabled=False)
+@torch.autocast("cuda", enabled=False)
 def upsampled_cosine_logits(upsampler: SimFeatUp, patches: torch.Tensor, windows: torch.Tensor,
                             queries: torch.Tensor) -> torch.Tensor:
     """cos(SimFeatUp(patches, windows) at each pixel, query): (B, Q, H, W), float32.
 
     ``patches`` (B, C, h, w) are the window features, ``windows`` (B, 3, 16h, 16w) the
     normalised window images, ``queries`` (Q, C) unit text embeddings. Runs in float32
-    whatever the autocast around it.
-
-    On the CPU the windows are shared among ``torch.get_num_threads()`` worker threads,
-    each running its window's operations on one core: no operation waits for all cores,
-    so a machine busy with other work slows each window down instead of stalling them
-    all (see bench/busy_machine.py), and a window's result does not depend on the
-    number of threads.
+    whatever the autocast around it, one window at a time (memory: ~0.5 GB at 224).
     """
-    parts = [(patches[i:i + 1], windows[i:i + 1]) for i in range(patches.shape[0])]
-    threads = torch.get_num_threads()
-    if patches.device.type != "cpu" or threads == 1 or len(parts) == 1:
-        return torch.cat([_cosine_logits(upsampler, p, w, queries) for p, w in parts])
-    pool = _worker_pool(threads)
-    try:
-        return torch.cat(list(pool.map(lambda part: _on_one_core(upsampler, *part, queries), parts)))
-    finally:
-        torch.set_num_threads(threads)  # the workers set it to 1 for the whole process
+    return torch.cat([_cosine_logits(upsampler, patches[i:i + 1], windows[i:i + 1], queries)
+                      for i in range(patches.shape[0])])
 
 
-@lru_cache(maxsize=4)
-def _worker_pool(workers: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(workers, thread_name_prefix="rsov-upsampler")
-
-
-def _on_one_core(upsampler: SimFeatUp, patches: torch.Tensor, windows: torch.Tensor,
-                 queries: torch.Tensor) -> torch.Tensor:
-    torch.set_num_threads(1)  # also this thread's own MKL setting
-    return _cosine_logits(upsampler, patches, windows, queries)
-
-
-@torch.no_grad()  # grad mode and autocast are per thread: set where the work runs
-@torch.autocast("cpu", enabled=False)
-@torch.autocast("cuda", enabled=False)
 def _cosine_logits(upsampler: SimFeatUp, patches: torch.Tensor, windows: torch.Tensor,
                    queries: torch.Tensor) -> torch.Tensor:
     patches, windows, queries = patches.float(), windows.float(), queries.float()

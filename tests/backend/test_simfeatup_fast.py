@@ -99,17 +99,3 @@ def test_range_similarity_is_every_taps_dot_product():
         expected = (padded[:, :, i:i + 13, j:j + 17] * keys).sum(1)
         torch.testing.assert_close(got[:, tap], expected, rtol=0, atol=1e-5)
 
-
-def test_worker_threads_give_each_window_its_single_thread_result():
-    upsampler = tiny_simfeatup(feat_dim=32)
-    patches, windows, queries = random_case(32, 4, 5, batch=3)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        one_thread = upsampled_cosine_logits(upsampler, patches, windows, queries)
-        torch.set_num_threads(2)
-        shared = upsampled_cosine_logits(upsampler, patches, windows, queries)  # two workers, one core each
-        assert torch.get_num_threads() == 2  # given back to the caller
-    finally:
-        torch.set_num_threads(before)
-    assert torch.equal(shared, one_thread)
