@@ -1,7 +1,8 @@
 """Time SegEarth-OV (ViT-B/16 with random weights + SimFeatUp) on one image on this machine.
 
     .venv/bin/python bench/segment_speed.py [--size 1024] [--batch-size 8] [--repeat 3]
-        [--upsampler fast|reference|none] [--precision fp32|bf16] [--compare-with reference|fp32]
+        [--upsampler fast|reference|none] [--precision fp32|bf16] [--stride 112]
+        [--compare-with reference|fp32|stride-112]
 
 Model time = slide windows + ViT + upsampler + logits + classification of one image, the
 median of ``--repeat`` runs, with the load average beside it. ``--upsampler reference``
@@ -67,9 +68,9 @@ def use_upsampler_path(name: str) -> None:
     segearth.upsampled_cosine_logits = reference_logits if name == "reference" else upsampled_cosine_logits
 
 
-def run_once(model, image, queries, batch_size):
+def run_once(model, image, queries, batch_size, stride=112):
     started = time.perf_counter()
-    logits = slide_logits(model, image, queries, batch_size=batch_size)
+    logits = slide_logits(model, image, queries, stride=stride, batch_size=batch_size)
     classes, probabilities = model.classify(logits, queries)
     return time.perf_counter() - started, classes, probabilities
 
@@ -82,7 +83,8 @@ def main() -> None:
     parser.add_argument("--upsampler", choices=("fast", "reference", "none"), default="fast")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--compare-with", choices=("reference", "fp32"))
+    parser.add_argument("--stride", type=int, default=112, help="224: the fast mode, each pixel upsampled once")
+    parser.add_argument("--compare-with", choices=("reference", "fp32", "stride-112"))
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -95,7 +97,7 @@ def main() -> None:
     pixels = F.interpolate(coarse, size=(args.size, args.size), mode="bilinear")[0]  # fields with edges
     pixels = (pixels + 8 * torch.randn(pixels.shape, generator=generator)).clamp(0, 255)
     image = normalise_pixels(pixels)
-    windows = len(slide_windows(args.size, args.size))
+    windows = len(slide_windows(args.size, args.size, stride=args.stride))
     use_upsampler_path(args.upsampler)
 
     # split on one batch: the backbone alone, then the window logits with it
@@ -110,14 +112,15 @@ def main() -> None:
     head_s = (time.perf_counter() - started) / args.batch_size - backbone_s
 
     load_before = os.getloadavg()[0]
-    runs = [run_once(model, image, queries, args.batch_size) for _ in range(args.repeat)]
+    runs = [run_once(model, image, queries, args.batch_size, args.stride) for _ in range(args.repeat)]
     load_after = os.getloadavg()[0]
     seconds = [run[0] for run in runs]
     median = statistics.median(seconds)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
           f"torch {torch.__version__}")
-    print(f"image {args.size}x{args.size}, {windows} windows, batch {args.batch_size}, upsampler {args.upsampler}, "
+    print(f"image {args.size}x{args.size}, {windows} windows (stride {args.stride}), batch {args.batch_size}, "
+          f"upsampler {args.upsampler}, "
           f"{args.precision}, {args.classes} queries")
     print(f"model time {median:.1f} s median of {', '.join(f'{s:.1f}' for s in seconds)} | "
           f"{windows / median:.2f} windows/s | {args.size ** 2 / 1e6 / median:.3f} MP/s")
@@ -128,9 +131,10 @@ def main() -> None:
         _, classes, probabilities = runs[-1]
         if args.compare_with == "reference":
             use_upsampler_path("reference")
-        else:
+        elif args.compare_with == "fp32":
             model = segmentor(model.net.clip, upsampler, prob_threshold=0.1, precision="fp32")
-        _, other_classes, other_probabilities = run_once(model, image, queries, args.batch_size)
+        stride = 112 if args.compare_with == "stride-112" else args.stride
+        _, other_classes, other_probabilities = run_once(model, image, queries, args.batch_size, stride)
         agree = (classes == other_classes).float().mean().item()
         print(f"against {args.compare_with}: max |delta p| {(probabilities - other_probabilities).abs().max():.2e}, "
               f"classes equal {100 * agree:.2f} %")
