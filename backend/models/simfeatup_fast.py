@@ -12,9 +12,12 @@ beyond float rounding (|delta p| ~ 1e-6):
 - each x2 step (bicubic x2, reflect padding by 5, 11x11 adaptive convolution) is one
   sparse matrix over the low-resolution pixels: the kernel is folded into the bicubic
   weights, leaving at most 9x9 low-resolution taps per output pixel instead of 11x11
-  high-resolution ones, applied to all channels by one sparse-dense product;
-- the range kernel's similarities are symmetric: half of them are computed, for a batch
-  of windows at once.
+  high-resolution ones, applied to all channels by one sparse-dense product; away from
+  the borders that folding and the kernel fix-up's last layer are one matrix per
+  parity of the pixel's row and column (``tap_weights``);
+- the range kernel's similarities are symmetric: half of them are computed.
+
+Windows go through one at a time (the caller shares them among cores).
 
 ``backend.models.simfeatup.SimFeatUp.forward`` stays the reference (and the training path);
 tests compare the two.
@@ -27,9 +30,10 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
+from backend.errors import UserInputError
 from backend.models.simfeatup import JointBilateralUpsampler, SimFeatUp
 
-_MIN_SIDE = 6  # reflect padding by 5 needs 6 pixels; smaller maps take the reference path
+_MIN_SIDE = 6  # the first x2 step's map: reflect padding by 5 needs 6 pixels
 
 
 @lru_cache(maxsize=64)
@@ -243,10 +247,11 @@ def _cosine_logits(upsampler: SimFeatUp, patches: torch.Tensor, windows: torch.T
                    queries: torch.Tensor) -> torch.Tensor:
     patches, windows, queries = patches.float(), windows.float(), queries.float()
     batch, channels, low_h, low_w = patches.shape
-    if min(low_h, low_w) * 2 < _MIN_SIDE:
-        features = upsampler(patches, windows)
-        features = features / features.norm(dim=1, keepdim=True)
-        return torch.einsum("bchw,qc->bqhw", features, queries)
+    if min(low_h, low_w) * 2 < _MIN_SIDE:  # SimFeatUp itself cannot run: its padding needs the pixels
+        patch = windows.shape[-1] // low_w
+        raise UserInputError(f"the area read is {windows.shape[-2]} x {windows.shape[-1]} pixels, too small for "
+                             f"SimFeatUp (it needs {patch * _MIN_SIDE // 2} pixels a side); read a larger area or "
+                             "turn the upsampler off with {no_upsampler}.", "no_upsampler")
     weight, bias = upsampler.fixup_proj[1].weight[:, :, 0, 0], upsampler.fixup_proj[1].bias
     features = patches.flatten(2)
     features = features + 0.1 * torch.matmul(weight, features)  # the final fix-up, before upsampling

@@ -3,6 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from backend.errors import UserInputError
 from backend.models.simfeatup import SimFeatUp
 from backend.models.simfeatup_fast import axis_weights, range_similarity, upsampled_cosine_logits
 from tests.helpers.checkpoints import tiny_simfeatup
@@ -99,3 +100,10 @@ def test_range_similarity_is_every_taps_dot_product():
         expected = (padded[:, :, i:i + 13, j:j + 17] * keys).sum(1)
         torch.testing.assert_close(got[:, tap], expected, rtol=0, atol=1e-5)
 
+
+
+def test_a_window_too_small_for_simfeatup_is_one_sentence():
+    upsampler = tiny_simfeatup(feat_dim=32)
+    patches, windows, queries = random_case(32, 2, 4, batch=1)  # 32 x 64 pixels
+    with pytest.raises(UserInputError, match=r"32 x 64 pixels, too small for SimFeatUp \(it needs 48 pixels a side\)"):
+        upsampled_cosine_logits(upsampler, patches, windows, queries)
