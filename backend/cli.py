@@ -3,6 +3,8 @@
 rsov segment INPUT (--classes-file F | --classes "a; b,c") --out-raster CLASSES.tif [...]
 rsov serve [--host H] [--port P] [--token T] [--output-root DIR ...]
 rsov weights list | download NAME | verify [NAME] | path NAME
+rsov classify IMAGE_OR_FOLDER (--classes-file F | --classes "a; b,c") [--tile PIXELS] [--out CSV_OR_GRID] [...]
+rsov retrieve FOLDER --text T | rsov retrieve --image FILE (--texts "a; b" | --texts-file F) [--top N] [...]
 """
 from __future__ import annotations
 
@@ -218,6 +220,153 @@ def _serve(args: argparse.Namespace) -> int:
     return serve(args.host, args.port, args.token, args.output_root, args.max_upload_mb, args.max_polygons)
 
 
+def _add_clip_options(p: argparse.ArgumentParser) -> None:
+    """The reading, model and running options that classify and retrieve share."""
+    read = p.add_argument_group("reading (as segment reads rasters)")
+    read.add_argument("--bands", type=_bands, help="1-based bands as R,G,B (e.g. 4,3,2), or one band repeated "
+                                                   "(default 1,2,3)")
+    read.add_argument("--stretch", type=_numbers, help="MIN,MAX for all bands or per band (default: 2-98 "
+                                                       "percentiles, except uint8)")
+    model = p.add_argument_group("model")
+    model.add_argument("--model", default="segearth-ov", help="model preset whose CLIP is used (default: "
+                       "segearth-ov, OpenAI's ViT-B/16; the farslip* presets are remote-sensing CLIPs)")
+    model.add_argument("--clip-weights", help="CLIP checkpoint file or registry name (default: the preset's)")
+    model.add_argument("--activation", help="quickgelu or gelu (default: the preset's)")
+    run = p.add_argument_group("running")
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    run.add_argument("--precision", default="auto", help="auto, fp32, fp16 or bf16 (auto: fp32 on CPU, fp16 on GPU)")
+    run.add_argument("--batch-size", type=int, default=16, help="images per model call (default 16)")
+    run.add_argument("--offline", action="store_true", help="never download weights")
+    run.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+
+def _add_classify(commands) -> None:
+    p = commands.add_parser("classify", help="zero-shot scene classification of images, or of a raster's tiles",
+                            description="Classify each image whole into the classes you name (CLIP's global "
+                                        "embedding against the class prompts): the top-k classes with their "
+                                        "probabilities, printed or written as CSV. With --tile, classify each tile "
+                                        "of one raster into a grid of polygons.")
+    p.add_argument("input", type=Path, metavar="IMAGE_OR_FOLDER",
+                   help="an image, or a folder searched with its subfolders for every raster GDAL reads")
+    classes = p.add_mutually_exclusive_group(required=True)
+    classes.add_argument("--classes-file", type=Path, help="one class per line, comma-separated synonyms")
+    classes.add_argument("--classes", help='classes separated by ";", synonyms by ",", e.g. "water; forest,trees"')
+    p.add_argument("--top-k", type=int, default=3, metavar="K", help="classes kept per image or tile (default 3)")
+    p.add_argument("--tile", type=int, metavar="PIXELS", help="classify tiles of this size (e.g. 256) of one "
+                                                              "raster into a grid of polygons")
+    p.add_argument("--gsd", type=float, metavar="METRES", help="the tiles' ground sampling distance (default: the "
+                                                               "raster's)")
+    p.add_argument("--out", type=Path, metavar="CSV_OR_GRID", help="CSV of the top-k rows per image (file, rank, "
+                   "class, probability); with --tile the grid: .gpkg, .geojson or .fgb")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    _add_clip_options(p)
+    p.set_defaults(handler=_classify, flags=_flags(p))
+
+
+class _CountBar:
+    """A progress callback that draws a tqdm bar of items (images, tiles) for one stage of a job."""
+
+    def __init__(self, quiet: bool, stage: str, unit: str) -> None:
+        self.quiet, self.stage, self.unit = quiet, stage, unit
+        self.bar = None
+
+    def __call__(self, stage: str, done: float, total: float) -> None:
+        from tqdm import tqdm
+
+        if self.quiet or stage != self.stage or not total:
+            return
+        if self.bar is None:
+            self.bar = tqdm(total=total, unit=f" {self.unit}", desc=stage, dynamic_ncols=True)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _classify(args: argparse.Namespace) -> int:
+    from backend.engine import run
+    from backend.jobs import ClassifyJob
+    from backend.prompts import parse_class_file, parse_inline_classes
+
+    if args.classes_file:
+        args.flags["classes"] = "--classes-file"
+    values = {name: getattr(args, name) for name in ClassifyJob.field_names() if hasattr(args, name)}
+    values["classes"] = parse_class_file(args.classes_file) if args.classes_file else parse_inline_classes(args.classes)
+    job = ClassifyJob(**values)
+    bar = _CountBar(args.quiet, "classifying", "tiles" if job.tile else "images")
+    try:
+        result = run(job, bar)
+    finally:
+        bar.close()
+    if job.out is None:  # the rows are the output
+        by_file: dict[str, list[str]] = {}
+        for row in result.rows:
+            by_file.setdefault(row["file"], []).append(f"{row['class']} {row['probability']:.3f}")
+        for file, classes in by_file.items():
+            print(f"{file}: {', '.join(classes)}")
+    if not args.quiet:
+        cached = f", {result.cached} from the embedding cache" if result.cached else ""
+        skipped = f"; {result.skipped} skipped" if result.skipped else ""
+        print(f"{result.items} {result.unit} in {result.seconds:.1f} s ({result.device}{cached}){skipped}; "
+              f"logit scale {result.logit_scale:.4g}")
+        for name, count in zip(result.class_names, result.class_counts):
+            if count:
+                print(f"  {name}: {count} {result.unit}")
+        if result.outputs:
+            print("wrote " + ", ".join(str(p) for p in result.outputs))
+    return 0
+
+
+def _add_retrieve(commands) -> None:
+    p = commands.add_parser("retrieve", help="rank a folder's images for a text, or texts for an image",
+                            description="Rank the images of FOLDER for --text, or --texts for one --image, by "
+                                        "CLIP similarity (cosine of the embeddings). Image embeddings are cached "
+                                        "under $RSOV_HOME/cache/images, so a second query over a folder only "
+                                        "encodes the images that are new or changed.")
+    p.add_argument("folder", type=Path, nargs="?", metavar="FOLDER",
+                   help="the folder whose images are ranked for --text (searched with its subfolders)")
+    p.add_argument("--text", help='what to search for, e.g. "a harbour with ships"')
+    p.add_argument("--image", type=Path, help="one image for which --texts are ranked")
+    texts = p.add_mutually_exclusive_group()
+    texts.add_argument("--texts", help='texts to rank for --image, separated by ";"')
+    texts.add_argument("--texts-file", type=Path, help="texts to rank for --image, one per line")
+    p.add_argument("--top", type=int, default=10, metavar="N", help="ranks printed and written (default 10)")
+    p.add_argument("--out", type=Path, metavar="CSV", help="CSV of the top ranks (rank, file or text, score, ...)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    _add_clip_options(p)
+    p.set_defaults(handler=_retrieve, flags=_flags(p))
+
+
+def _retrieve(args: argparse.Namespace) -> int:
+    from backend.engine import run
+    from backend.jobs import RetrieveJob
+    from backend.zeroshot.texts import read_texts_file
+
+    values = {name: getattr(args, name) for name in RetrieveJob.field_names() if hasattr(args, name)}
+    if args.texts_file:
+        args.flags["texts"] = "--texts-file"
+        values["texts"] = read_texts_file(args.texts_file)
+    job = RetrieveJob(**values)
+    bar = _CountBar(args.quiet, "encoding images", "images")
+    try:
+        result = run(job, bar)
+    finally:
+        bar.close()
+    for row in result.rows:
+        if result.mode == "images":
+            print(f"{row['rank']:>4}  {row['score']:.4f}  {row['file']}")
+        else:
+            print(f"{row['rank']:>4}  {row['score']:.4f}  {row['probability']:.4f}  {row['text']}")
+    if not args.quiet:
+        skipped = f"; {result.skipped} skipped" if result.skipped else ""
+        print(f"{result.ranked} {result.mode} ranked in {result.seconds:.1f} s ({result.device}; {result.cached} "
+              f"image embeddings from the cache, {result.encoded} encoded){skipped}")
+        if result.outputs:
+            print("wrote " + ", ".join(str(p) for p in result.outputs))
+    return 0
+
+
 def _add_weights(commands) -> None:
     p = commands.add_parser("weights", help="list, download, verify or locate released weights")
     sub = p.add_subparsers(dest="action", required=True)
@@ -276,6 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_segment(commands)
     _add_serve(commands)
     _add_weights(commands)
+    _add_classify(commands)
+    _add_retrieve(commands)
     return parser
 
 

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from backend.errors import Cancelled, DeviceMemoryError, UserInputError
-from backend.jobs import DownloadWeightsJob, SegmentJob
+from backend.jobs import ClassifyJob, DownloadWeightsJob, RetrieveJob, SegmentJob
 from backend.models.cache import ModelCache
 from backend.raster.files import (LOW_SPACE_BYTES, Staging, disk_errors, ensure_free_space, open_raster,
                                   remove_debris)
@@ -291,4 +291,17 @@ def _download(job: DownloadWeightsJob, progress: Progress | None, should_stop: C
     return DownloadResult(job.name, path, path.stat().st_size, time.perf_counter() - started)
 
 
-_RUNNERS = {SegmentJob.kind: _segment, DownloadWeightsJob.kind: _download}
+def _classify(job: ClassifyJob, progress: Progress | None, should_stop: Callable[[], bool] | None, models: ModelCache | None):
+    from backend.zeroshot.classify import classify
+
+    return classify(job, progress, should_stop, models)
+
+
+def _retrieve(job: RetrieveJob, progress: Progress | None, should_stop: Callable[[], bool] | None, models: ModelCache | None):
+    from backend.zeroshot.retrieval import retrieve
+
+    return retrieve(job, progress, should_stop, models)
+
+
+_RUNNERS = {SegmentJob.kind: _segment, DownloadWeightsJob.kind: _download, ClassifyJob.kind: _classify,
+            RetrieveJob.kind: _retrieve}

@@ -7,10 +7,11 @@ its flag, the service as the JSON field.
 """
 from __future__ import annotations
 
+import contextlib
 import math
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import KW_ONLY, MISSING, dataclass, fields
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Iterator
 
 from backend.errors import UserInputError, blame
 from backend.prompts import ClassList, parse_class_lines, parse_inline_classes
@@ -24,15 +25,16 @@ VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".fgb")
 
 
 INT_FIELDS = ("resize_long_side", "speckle_window", "attention_blocks", "background_index", "window", "stride",
-              "batch_size", "strip_width")
+              "batch_size", "strip_width", "top_k", "tile", "top")
 FLOAT_FIELDS = ("gsd", "speckle_looks", "simplify", "min_area", "fill_holes", "gba_lambda", "prob_threshold")
 BOOL_FIELDS = ("overwrite", "keep_gsd", "no_upsampler", "offline", "force")
 TEXT_FIELDS = ("name", "aoi", "aoi_layer", "aoi_crs", "modality", "sar_scale", "speckle", "out_crs", "model", "dataset_preset", "clip_weights",
-               "upsampler_weights", "attention", "activation", "device", "precision")
-PATH_FIELDS = ("raster", "out_raster", "out", "out_probs", "preview")
+               "upsampler_weights", "attention", "activation", "device", "precision", "text")
+PATH_FIELDS = ("raster", "out_raster", "out", "out_probs", "preview", "input", "folder", "image")
 OUTPUT_FIELDS = ("out_raster", "out_probs", "out", "preview")
 MAX_PATH_BYTES = 4096
-REQUIRED = {"raster": "give the raster to segment", "name": "give a weights name from 'rsov weights list'"}
+REQUIRED = {"raster": "give the raster to segment", "name": "give a weights name from 'rsov weights list'",
+            "input": "give an image or a folder of images"}
 
 
 def _typed(name: str, value):
@@ -96,6 +98,15 @@ def _numbers(name: str, value, kind: type) -> tuple:
     except ValueError:
         raise UserInputError(f"{{{name}}} {value!r} must be a list of {'band numbers' if kind is int else 'numbers'}.",
                              name) from None
+
+
+def class_list(value):
+    """A job's classes from "a; b,c" or a list of lines; anything else as it is, for validation to refuse."""
+    if isinstance(value, str):
+        return parse_inline_classes(value)
+    if isinstance(value, (list, tuple)) and all(isinstance(line, str) for line in value):
+        return parse_class_lines(value)
+    return value
 
 
 class Job:
@@ -173,10 +184,7 @@ class SegmentJob(Job):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if isinstance(self.classes, str):
-            object.__setattr__(self, "classes", parse_inline_classes(self.classes))
-        elif isinstance(self.classes, (list, tuple)) and all(isinstance(line, str) for line in self.classes):
-            object.__setattr__(self, "classes", parse_class_lines(self.classes))
+        object.__setattr__(self, "classes", class_list(self.classes))
 
     # -- the parts other modules take --------------------------------------------------------
     def read_options(self):
@@ -282,17 +290,22 @@ class SegmentJob(Job):
                                   (self.aoi, self.clip_weights, self.upsampler_weights)
                                   if value is not None and is_file(value)]
         for name, path in named:
-            for source in inputs:
-                if same_file(path, source):
-                    raise UserInputError(f"{{{name}}} {path} is an input of this job; outputs never replace inputs, "
-                                         "choose another file name.", name)
-            if path.exists() and not path.is_file():
-                raise UserInputError(f"{{{name}}} {path} is a folder, not a file; give a file name.", name)
-            existing = next((part for part in file_parts(path) if part.exists()), None)  # a shapefile's sidecars too
-            if existing is not None and not self.overwrite:
-                raise UserInputError(f"{{{name}}} {existing} already exists; pass {{overwrite}} to replace it.",
-                                     name, "overwrite")
-            _check_folder(name, path)
+            check_output(name, path, inputs, self.overwrite)
+
+
+def check_output(name: str, path: Path, inputs: list[Path], overwrite: bool) -> None:
+    """Output ``path`` (job field ``name``) replaces no input, no folder, and no file unless ``overwrite``."""
+    for source in inputs:
+        if same_file(path, source):
+            raise UserInputError(f"{{{name}}} {path} is an input of this job; outputs never replace inputs, "
+                                 "choose another file name.", name)
+    if path.exists() and not path.is_file():
+        raise UserInputError(f"{{{name}}} {path} is a folder, not a file; give a file name.", name)
+    existing = next((part for part in file_parts(path) if part.exists()), None)  # a shapefile's sidecars too
+    if existing is not None and not overwrite:
+        raise UserInputError(f"{{{name}}} {existing} already exists; pass {{overwrite}} to replace it.",
+                             name, "overwrite")
+    _check_folder(name, path)
 
 
 def _check_folder(name: str, path: Path) -> None:
@@ -334,4 +347,207 @@ class DownloadWeightsJob(Job):
             spec_for(self.name)
 
 
-JOB_KINDS: dict[str, type] = {job.kind: job for job in (SegmentJob, DownloadWeightsJob)}
+CSV_SUFFIXES = (".csv",)
+GRID_SUFFIXES = (".gpkg", ".geojson", ".json", ".fgb")  # no shapefile: it cuts 'probability' to 10 characters
+MIN_TILE, MAX_TILE = 16, 4096
+
+
+@dataclass(frozen=True)
+class ClipJob(Job):
+    """What classify and retrieve share: a preset's CLIP tower (no upsampler), images read as segment reads them,
+    one output. These fields are keywords only, after each kind's own."""
+
+    _: KW_ONLY
+    out: Path | None = None  # classify: .csv, or a grid (tile); retrieve: .csv
+    overwrite: bool = False
+    bands: tuple[int, ...] | None = None
+    stretch: tuple[float, ...] | None = None
+    model: str = "segearth-ov"
+    clip_weights: str | None = None
+    activation: str | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    batch_size: int = 16  # images per model call
+    offline: bool = False
+
+    def model_config(self):
+        """The preset's CLIP with this job's overrides, every value checked (no weights are read)."""
+        from backend.models.registry import resolve_config
+
+        return resolve_config(self.model, clip_weights=self.clip_weights, no_upsampler=True,
+                              activation=self.activation, device=self.device, precision=self.precision,
+                              download=not self.offline)
+
+    def read_options(self, gsd: float | None = None):
+        from backend.models.registry import MODEL_PRESETS
+        from backend.raster.source import ReadOptions
+
+        preset = MODEL_PRESETS.get(self.model)
+        return ReadOptions(self.bands, self.stretch, gsd=gsd, model_modality=preset.modality if preset else "optical")
+
+    @property
+    def outputs(self) -> list[Path]:
+        return [self.out] if self.out is not None else []
+
+    def validate(self) -> None:
+        """Raise ``UserInputError`` naming the field of the first problem found; nothing is written.
+
+        A folder is searched up to its first image only (the whole search is the job's own work).
+        """
+        self.checked(search=False)
+
+    def _checked_model(self):
+        from backend.models.checkpoints import check_weights_file
+        from backend.weights import check_reference
+
+        if self.batch_size < 1:
+            raise UserInputError(f"{{batch_size}} {self.batch_size} must be at least 1 image.", "batch_size")
+        if self.clip_weights is not None:
+            path = check_reference(self.clip_weights, "clip_weights")
+            if path is not None:
+                with blame("clip_weights"):
+                    check_weights_file(path)
+        return self.model_config()
+
+    def _check_out(self, suffixes: tuple[str, ...], inputs: list[Path]) -> None:
+        if self.out is None:
+            return
+        if self.out.suffix.lower() not in suffixes:
+            raise UserInputError(f"{{out}} {self.out} must end in {', '.join(suffixes)}; rename it.", "out")
+        if self.clip_weights is not None and is_file(self.clip_weights):
+            inputs = [*inputs, Path(self.clip_weights).expanduser()]
+        check_output("out", self.out, inputs, self.overwrite)
+
+
+def _found_images(name: str, folder: Path, search: bool) -> list[Path]:
+    """Every image in ``folder`` and its subfolders, or (not ``search``) the first found."""
+    from backend.zeroshot.images import find_images, iter_images
+
+    images = find_images(folder) if search else next(([path] for path in iter_images(folder)), [])
+    if not images:
+        raise UserInputError(f"{{{name}}} {folder} holds no image GDAL reads (.tif, .jp2, .png, .jpg, ...) in it or "
+                             "its subfolders; give another folder.", name)
+    return images
+
+
+def _opened(name: str, path: Path, options):
+    """The raster at ``path`` opened as segment opens it, its errors about job field ``name``."""
+    from backend.raster.source import RasterSource
+
+    with renamed_field("raster", name):
+        return RasterSource.open(path, options)
+
+
+@dataclass(frozen=True)
+class ClassifyJob(ClipJob):
+    """Zero-shot scene classification: each image of ``input`` (or each ``tile`` of one raster) against ``classes``."""
+
+    kind: ClassVar[str] = "classify"
+
+    input: Path  # an image, or a folder searched with its subfolders for every raster GDAL reads
+    classes: ClassList  # or "a; b,c" (classes by ';', synonyms by ','), or ["a", "b,c"]
+    top_k: int = 3
+    tile: int | None = None  # pixels: classify tiles of this size of one raster into a grid of polygons (out)
+    gsd: float | None = None  # metres: the tiles' ground sampling distance (default: the raster's)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "classes", class_list(self.classes))
+
+    def checked(self, search: bool = True):
+        """Validate, and return (model config, the image paths) or, for tiles, (model config, raster source)."""
+        from backend.raster.source import check_read_options
+
+        if not isinstance(self.classes, ClassList):
+            raise UserInputError("{classes} must be text like 'water; forest,trees' or a list like "
+                                 "['water', 'forest,trees'].", "classes")
+        if self.top_k < 1:
+            raise UserInputError(f"{{top_k}} {self.top_k} must be at least 1.", "top_k")
+        if self.tile is not None and not MIN_TILE <= self.tile <= MAX_TILE:
+            raise UserInputError(f"{{tile}} {self.tile} must be from {MIN_TILE} to {MAX_TILE} pixels (256 is usual).",
+                                 "tile")
+        if self.gsd is not None and self.tile is None:
+            raise UserInputError("{gsd} sets the tiles' ground sampling distance; give {tile} too (whole images are "
+                                 "resized to the model's input size).", "gsd", "tile")
+        config = self._checked_model()
+        options = self.read_options(self.gsd)
+        check_read_options(options)
+        if not self.input.exists():
+            raise UserInputError(f"input {self.input} does not exist; check the path.", "input")
+        if self.tile is not None and self.input.is_dir():
+            raise UserInputError(f"{{tile}} classifies the tiles of one raster but {self.input} is a folder; give one "
+                                 "raster, or leave out {tile} to classify each image whole.", "tile", "input")
+        if self.tile is not None and self.out is None:
+            raise UserInputError("{tile} makes a grid of tile polygons; give {out} GRID.gpkg.", "out", "tile")
+        self._check_out(GRID_SUFFIXES if self.tile is not None else CSV_SUFFIXES, [self.input])
+        if self.input.is_dir():
+            return config, _found_images("input", self.input, search)
+        source = _opened("input", self.input, options)
+        return config, (source if self.tile is not None else [self.input])
+
+
+@dataclass(frozen=True)
+class RetrieveJob(ClipJob):
+    """Rank the images of ``folder`` for ``text``, or ``texts`` for ``image``, by CLIP similarity."""
+
+    kind: ClassVar[str] = "retrieve"
+
+    folder: Path | None = None  # images searched in it and its subfolders, ranked for ``text``
+    text: str | None = None
+    image: Path | None = None  # one image, for which ``texts`` are ranked
+    texts: tuple[str, ...] | None = None  # or "a; b; c", or ["a", "b", "c"]
+    top: int = 10  # ranks kept
+
+    def __post_init__(self) -> None:
+        from backend.zeroshot.texts import parse_texts
+
+        super().__post_init__()
+        if self.texts is not None:
+            object.__setattr__(self, "texts", parse_texts(self.texts, "texts"))
+
+    def checked(self, search: bool = True):
+        """Validate, and return (model config, the image paths to rank, or the one image)."""
+        from backend.raster.source import check_read_options
+
+        if (self.folder is None) == (self.image is None):
+            raise UserInputError("give {folder} and {text} to rank a folder's images for a text, or {image} and "
+                                 "{texts} to rank texts for an image (one of the two).",
+                                 "folder", "text", "image", "texts")
+        if self.folder is not None and (self.text is None or self.texts is not None):
+            raise UserInputError("{folder} ranks its images for one {text}; give {text} (and {texts} only with "
+                                 "{image}).", "text", "texts", "folder", "image")
+        if self.image is not None and (self.texts is None or self.text is not None):
+            raise UserInputError("{image} ranks several {texts} for it; give {texts} 'a; b; c' ({text} only with "
+                                 "{folder}).", "texts", "text", "image", "folder")
+        if self.text is not None and not self.text.strip():
+            raise UserInputError("{text} is empty; give what to search for, e.g. 'a harbour with ships'.", "text")
+        if self.top < 1:
+            raise UserInputError(f"{{top}} {self.top} must be at least 1.", "top")
+        config = self._checked_model()
+        check_read_options(self.read_options())
+        given = self.folder if self.folder is not None else self.image
+        name = "folder" if self.folder is not None else "image"
+        if not given.exists():
+            raise UserInputError(f"{{{name}}} {given} does not exist; check the path.", name)
+        if self.folder is not None and not self.folder.is_dir():
+            raise UserInputError(f"{{folder}} {self.folder} is a file, not a folder; give a folder, or the file as "
+                                 "{image} with {texts}.", "folder", "image", "texts")
+        self._check_out(CSV_SUFFIXES, [given])
+        if self.folder is not None:
+            return config, _found_images("folder", self.folder, search)
+        _opened("image", self.image, self.read_options())
+        return config, [self.image]
+
+
+@contextlib.contextmanager
+def renamed_field(old: str, new: str) -> Iterator[None]:
+    """Errors raised inside about job field ``old`` are about ``new`` (the raster reader's sentences name 'raster')."""
+    try:
+        yield
+    except UserInputError as error:
+        error.template = error.template.replace("{" + old + "}", "{" + new + "}")
+        error.fields = tuple(new if field == old else field for field in error.fields)
+        raise
+
+
+JOB_KINDS: dict[str, type] = {job.kind: job for job in (SegmentJob, DownloadWeightsJob, ClassifyJob, RetrieveJob)}

@@ -34,13 +34,16 @@ class WeightSpec:
     hf_repo: str | None = None
     hf_filename: str | None = None
     url: str | None = None
-    sha256: str | None = None
+    sha256: str | None = None  # of the cached file (for an archive: of the member taken out of it)
+    archive_member: str | None = None  # the download is a zip archive; this member of it is the weights file
 
     @property
     def source(self) -> str:
         if self.hf_repo:
-            return f"Hugging Face Hub {self.hf_repo} / {self.hf_filename or self.filename}"
-        return self.url or "unknown"
+            where = f"Hugging Face Hub {self.hf_repo} / {self.hf_filename or self.filename}"
+        else:
+            where = self.url or "unknown"
+        return f"{where} (member {self.archive_member} of the zip)" if self.archive_member else where
 
 
 REGISTRY: dict[str, WeightSpec] = {spec.name: spec for spec in (
@@ -81,16 +84,77 @@ REGISTRY: dict[str, WeightSpec] = {spec.name: spec for spec in (
         license="not stated by the authors",
         hf_repo="likyoo/AlignEarth-SAR-ViT-B-16",
     ),
+    # FarSLIP (NJU-LHRS/FarSLIP README "Checkpoints"; Hugging Face ZhenShiL/FarSLIP, card "license: mit", GitHub
+    # LICENSE MIT). The files are open_clip training checkpoints as open_clip_train/main.py saves them
+    # ({"epoch", "name", "state_dict": model.state_dict() under DDP, so "module."-prefixed keys, "optimizer", ...}),
+    # QuickGELU (README test commands and RS-OVSS customized_segmentor.py: force_quick_gelu). A LongCLIP text tower
+    # adds positional_embedding_res, mask1 and mask2 (open_clip/model.py, long_clip="load_from_scratch"); which files
+    # have one is stated two ways by the authors (README table: the ViT-B/16 files; README test commands and
+    # RS-OVSS MODEL_CONFIG: the stage-2 files), so the loader reads it from the file.
     *(
         WeightSpec(
             name=f"farslip{stage}-vit-b-{patch}",
             filename=f"FarSLIP{stage}_ViT-B-{patch}.pt",
-            format="open_clip checkpoint (QuickGELU" + (", LongCLIP text, context 248)" if patch == 16 else ")"),
+            format="open_clip training checkpoint (state_dict, module.*; QuickGELU; a LongCLIP text tower of "
+                   "context 248 is read from the file where it has one)",
             description=f"FarSLIP stage {stage} fine-grained remote-sensing CLIP, ViT-B/{patch}",
             license="MIT",
             hf_repo="ZhenShiL/FarSLIP",
         )
         for stage in (1, 2) for patch in (16, 32)
+    ),
+    # GeoRSCLIP (om-ai-lab/RS5M README and inference/inference.py; files under ckpt/ of Hugging Face Zilun/GeoRSCLIP).
+    # Plain state dicts of open_clip models (inference/convert_weight.py saves model.state_dict(); the hub lists
+    # OrderedDict + FloatStorage pickles). The authors build the model as create_model_and_transforms("ViT-B/32",
+    # pretrained="openai"), which open_clip before its PR #970 (Oct 2024) always built with QuickGELU. Licence: the
+    # hub card's metadata says "cc" (an earlier revision "cc-by-4.0"); the RS5M code is MIT.
+    *(
+        WeightSpec(
+            name=f"georsclip-vit-{arch.lower()}",
+            filename=f"RS5M_ViT-{arch}.pt",
+            format="state dict (open_clip keys, fp32; QuickGELU)",
+            description=f"GeoRSCLIP ViT-{arch.replace('-', '/')} (OpenAI CLIP fine-tuned on RS5M)"
+                        + ("" if arch == "B-32" else "; its loading code is not published, QuickGELU assumed as "
+                           "for the OpenAI-initialised ViT-B/32"),
+            license="Creative Commons, version not stated (hub card 'cc'; earlier 'cc-by-4.0'); code MIT",
+            hf_repo="Zilun/GeoRSCLIP",
+            hf_filename=f"ckpt/RS5M_ViT-{arch}.pt",
+        )
+        for arch in ("B-32", "L-14")
+    ),
+    # RemoteCLIP (ChenDelong1999/RemoteCLIP README "Load RemoteCLIP": hf_hub_download("chendelong/RemoteCLIP",
+    # f"RemoteCLIP-{model_name}.pt"), then open_clip.create_model_and_transforms(model_name) and a strict
+    # load_state_dict: plain state dicts, open_clip's GELU ViT-B-32 / ViT-L-14). Licence: the GitHub repository's
+    # LICENSE is Apache-2.0; the hub repository states none. RemoteCLIP-RN50.pt is left out: a ResNet image tower.
+    *(
+        WeightSpec(
+            name=f"remoteclip-vit-{arch.lower()}",
+            filename=f"RemoteCLIP-ViT-{arch}.pt",
+            format="state dict (open_clip keys, fp32; GELU)",
+            description=f"RemoteCLIP ViT-{arch.replace('-', '/')} (CLIP trained on RS retrieval, detection and "
+                        "segmentation data turned into captions)",
+            license="Apache-2.0 (GitHub repository; the Hugging Face repository states none)",
+            hf_repo="chendelong/RemoteCLIP",
+        )
+        for arch in ("B-32", "L-14")
+    ),
+    # SkyCLIP (wangzhecheng/SkyScript README "Download model checkpoints": zip files on the authors' S3 bucket;
+    # inside, <name>/epoch_20.pt as RS-OVSS customized_segmentor.py MODEL_PATHS and FarSLIP's tests name them, an
+    # open_clip training checkpoint from 20 epochs). ViT-L-14 was initialised from OpenAI CLIP and is tested with
+    # --force-quick-gelu (test_scene_and_fine_grained_classification.ipynb); ViT-B-32 from laion2b_e16 (GELU).
+    # Licence: the SkyScript repository is MIT; no separate licence is stated for the checkpoints.
+    *(
+        WeightSpec(
+            name=f"skyclip-vit-{arch.lower()}",
+            filename="epoch_20.pt",
+            format=f"open_clip training checkpoint (state_dict, module.*; {act}) inside a zip",
+            description=f"SkyCLIP ViT-{arch.replace('-', '/')} (CLIP continually pre-trained on the top 50 % of "
+                        "SkyScript)",
+            license="MIT (SkyScript repository; no separate licence stated for the checkpoints)",
+            url=f"https://opendatasharing.s3.us-west-2.amazonaws.com/SkyScript/ckpt/SkyCLIP_ViT_{zipped}_top50pct.zip",
+            archive_member=f"SkyCLIP_ViT_{zipped}_top50pct/epoch_20.pt",
+        )
+        for arch, zipped, act in (("B-32", "B32", "GELU"), ("L-14", "L14", "QuickGELU"))
     ),
 )}
 
@@ -134,8 +198,31 @@ def _offline() -> bool:
 
 
 def _missing_message(spec: WeightSpec, target: Path, reason: str) -> str:
+    if spec.archive_member:
+        how = f"download {spec.url or spec.hf_filename}, unzip it and put {spec.archive_member} at {target}"
+    else:
+        how = f"download {spec.filename} from {spec.source} and put it at {target}"
     return (f"weights '{spec.name}' ({spec.filename}) are not in the cache and could not be downloaded "
-            f"({reason}); download {spec.filename} from {spec.source} and put it at {target}")
+            f"({reason}); {how}")
+
+
+def _extract_member(archive: Path, member: str, destination: Path) -> None:
+    """Copy ``member`` of the zip ``archive`` to ``destination`` (the one member of that file name if the
+    folders differ); ValueError saying what the archive holds otherwise."""
+    import zipfile
+
+    if not zipfile.is_zipfile(archive):
+        raise ValueError("the download is not a zip archive")
+    with zipfile.ZipFile(archive) as bundle:
+        names = [name for name in bundle.namelist() if not name.endswith("/")]
+        found = [name for name in names if name == member or name.endswith("/" + member)]
+        if not found:
+            found = [name for name in names if name.rsplit("/", 1)[-1] == member.rsplit("/", 1)[-1]]
+        if len(found) != 1:
+            listed = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+            raise ValueError(f"the zip holds {'no' if not found else 'several'} {member} (it has {listed})")
+        with bundle.open(found[0]) as source, open(destination, "wb") as out:
+            shutil.copyfileobj(source, out, length=1 << 20)
 
 
 def _hub_endpoint(endpoint: str | None) -> str:
@@ -187,15 +274,21 @@ def download(name: str, endpoint: str | None = None, force: bool = False) -> Pat
         raise WeightsUnavailable(_missing_message(spec, target, problem))
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.partial")
+    fetched = target.with_name(f".{target.name}.zip.partial") if spec.archive_member else partial
     try:
         if spec.hf_repo:
-            _fetch_hub(spec, partial, source_url)
+            _fetch_hub(spec, fetched, source_url)
         else:
-            _fetch_url(spec.url, partial)
-    except Exception as error:  # network and hub errors all mean the same thing to the user
+            _fetch_url(spec.url, fetched)
+        if spec.archive_member:
+            _extract_member(fetched, spec.archive_member, partial)
+    except Exception as error:  # network, hub and archive errors all mean the same thing to the user
         partial.unlink(missing_ok=True)
         reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
         raise WeightsUnavailable(_missing_message(spec, target, reason)) from None
+    finally:
+        if fetched != partial:
+            fetched.unlink(missing_ok=True)
     digest = sha256_of(partial)
     if spec.sha256 and digest != spec.sha256:
         partial.unlink(missing_ok=True)

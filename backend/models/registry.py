@@ -3,8 +3,12 @@ resolution of a job's model fields against them into one complete ``SegmentorCon
 
 Constants from the authors' configs: SegEarth-OV (SegEarth attention, SimFeatUp,
 lambda -0.3), SegEarth-OV-2 for SAR (AlignEarth encoder, GELU, SCLIP attention over the
-last 2 blocks, threshold 0), FarSLIP for optical OVSS (SegEarth attention, no upsampler,
-lambda 0).
+last 2 blocks, threshold 0), and the remote-sensing CLIPs (FarSLIP, GeoRSCLIP, RemoteCLIP,
+SkyCLIP) in FarSLIP's OVSS protocol, NJU-LHRS/RS-OVSS: ``customized_segmentor.py``
+(CustomizedSegmentation: slide_crop 224, slide_stride 112, cls_token_lambda 0, logit_scale
+50, prob_thd 0, no upsampler: patch logits resized bilinearly), ``configs/base_config.py``
+(model_type 'SegEarth', ignore_residual True: q-q + k-k + v-v attention in the last block,
+no residual, no FFN) and ``eval_customized.py`` (crops of images resized to 448).
 """
 from __future__ import annotations
 
@@ -40,16 +44,37 @@ class ModelPreset:
     modality: str = "optical"  # or "sar": the imagery the encoder was trained on
 
 
+def _rs_ovss(name: str, quick_gelu: bool, description: str) -> ModelPreset:
+    """A remote-sensing CLIP in RS-OVSS's protocol (see the module docstring); its weights share its name."""
+    return ModelPreset(name, name, quick_gelu=quick_gelu, attention="segearth", attention_blocks=1,
+                       upsampler_weights=None, gba_lambda=0.0, prob_threshold=0.0, window=224, stride=112,
+                       logit_scale=50.0, description=description)
+
+
 MODEL_PRESETS: dict[str, ModelPreset] = {p.name: p for p in (
     ModelPreset("segearth-ov", "openai-vit-b-16", quick_gelu=True, prob_threshold=0.1,
                 description="SegEarth-OV: OpenAI CLIP ViT-B/16 + SimFeatUp + global bias alleviation (optical)"),
     ModelPreset("segearth-ov-sar", "alignearth-sar-vit-b-16", quick_gelu=False, attention="sclip",
                 attention_blocks=2, prob_threshold=0.0, modality="sar",
                 description="SegEarth-OV-2 for SAR: AlignEarth encoder, SCLIP attention over 2 blocks"),
-    *(ModelPreset(f"farslip{stage}-vit-b-{patch}", f"farslip{stage}-vit-b-{patch}", quick_gelu=True,
-                  upsampler_weights=None, gba_lambda=0.0,
-                  description=f"FarSLIP{stage} ViT-B/{patch}, SegEarth attention, no upsampler")
+    *(_rs_ovss(f"farslip{stage}-vit-b-{patch}", quick_gelu=True,
+               description=f"FarSLIP{stage} ViT-B/{patch} (fine-grained RS CLIP, MIT), SegEarth attention, "
+                           "no upsampler")
       for stage in (1, 2) for patch in (16, 32)),
+    ModelPreset("farslip2-vit-b-16-simfeatup", "farslip2-vit-b-16", quick_gelu=True,
+                description="Experimental: FarSLIP2 ViT-B/16 with SegEarth-OV's SimFeatUp and bias alleviation "
+                            "(lambda -0.3); the upsampler was trained on OpenAI CLIP features, not FarSLIP's, "
+                            "and the authors did not evaluate this pairing"),
+    *(_rs_ovss(f"georsclip-vit-{arch}", quick_gelu=True,
+               description=f"GeoRSCLIP ViT-{name} (RS5M; licence Creative Commons, version not stated), SegEarth "
+                           "attention, no upsampler" + ("" if arch == "b-32" else "; QuickGELU assumed"))
+      for arch, name in (("b-32", "B/32"), ("l-14", "L/14"))),
+    *(_rs_ovss(f"remoteclip-vit-{arch}", quick_gelu=False,
+               description=f"RemoteCLIP ViT-{name} (Apache-2.0), SegEarth attention, no upsampler")
+      for arch, name in (("b-32", "B/32"), ("l-14", "L/14"))),
+    *(_rs_ovss(f"skyclip-vit-{arch}", quick_gelu=arch == "l-14",
+               description=f"SkyCLIP ViT-{name} (SkyScript top 50 %, MIT), SegEarth attention, no upsampler")
+      for arch, name in (("b-32", "B/32"), ("l-14", "L/14"))),
 )}
 
 

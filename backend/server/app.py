@@ -29,12 +29,12 @@ from backend.errors import UserInputError
 from backend.models.cache import ModelCache
 from backend.raster.files import remove_debris
 from backend.server.paths import PathPolicy
-from backend.server.schemas import (DatasetPresetInfo, DownloadWeightsResult, ErrorBody, Health, JobRequest,
-                                    JobResult, JobStatus, ModelInfo, Submitted, Upload)
+from backend.server.schemas import (ClassifyJobResult, DatasetPresetInfo, DownloadWeightsResult, ErrorBody, Health,
+                                    JobRequest, JobResult, JobStatus, ModelInfo, RetrieveJobResult, Submitted, Upload)
 from backend.server.settings import ServiceSettings
 from backend.server.store import JobRecord, JobStore
 from backend.server.uploads import receive_upload, remove_partial_uploads, upload_folder
-from backend.server.worker import STOPPED, LiveProgress, Worker
+from backend.server.worker import MAX_STORED_ROWS, STOPPED, LiveProgress, Worker
 
 log = logging.getLogger("rsov.serve")
 EVENT_INTERVAL_S = 0.25
@@ -215,18 +215,27 @@ def _add_routes(api: APIRouter, service: Service) -> None:
 
         return EventSourceResponse(stream())
 
-    @api.get("/jobs/{job_id}/result", response_model=Union[JobResult, DownloadWeightsResult],
+    @api.get("/jobs/{job_id}/result",
+             response_model=Union[JobResult, DownloadWeightsResult, ClassifyJobResult, RetrieveJobResult],
              responses=_errors(404, 409),
-             summary="what a finished job wrote: files, per-class pixels and areas, polygons")
+             summary="what a finished job wrote: files, per-class pixels and areas, polygons; or its rows")
     def result(job_id: str, max_polygons: int = Query(settings.max_polygons, ge=0, le=10**6,
-                                                      description="send the polygons inline up to this many")
-               ) -> Union[JobResult, DownloadWeightsResult]:
+                                                      description="send the polygons inline up to this many"),
+               max_rows: int = Query(MAX_STORED_ROWS, ge=0, le=MAX_STORED_ROWS,
+                                     description="classify: send the file's first rows up to this many")
+               ) -> Union[JobResult, DownloadWeightsResult, ClassifyJobResult, RetrieveJobResult]:
         record = service.record(job_id)
         if record.state != "done":
             raise HTTPException(409, f"job {job_id} is {record.state}; its result exists once its state is done.")
         stored = record.result
         if record.kind == "download_weights":
             return DownloadWeightsResult(id=record.id, kind=record.kind, **stored)
+        if record.kind == "retrieve":
+            return RetrieveJobResult(id=record.id, kind=record.kind, **stored)
+        if record.kind == "classify":
+            rows = stored.pop("rows")[:max_rows]
+            return ClassifyJobResult(id=record.id, kind=record.kind, rows=rows,
+                                     rows_omitted=len(rows) < stored["row_count"], **stored)
         polygons, omitted = None, False
         polygon_file = next((f["path"] for f in stored["files"] if f["role"] == "out"), None)
         if polygon_file is not None:

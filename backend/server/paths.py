@@ -10,7 +10,7 @@ import dataclasses
 from pathlib import Path
 
 from backend.errors import UserInputError
-from backend.jobs import OUTPUT_FIELDS, SegmentJob
+from backend.jobs import OUTPUT_FIELDS, ClassifyJob, RetrieveJob, SegmentJob
 from backend.raster.aoi import is_file
 from backend.weights import REGISTRY
 
@@ -28,8 +28,10 @@ class PathPolicy:
         """``--output-root`` folders, or by default the input's folder and ``RSOV_HOME``."""
         return self.output_roots or (raster.parent, self.home)
 
-    def admit(self, job: SegmentJob) -> SegmentJob:
+    def admit(self, job):
         """``job`` with every path absolute and resolved; UserInputError for a path it may not use."""
+        if isinstance(job, (ClassifyJob, RetrieveJob)):
+            return self._admit_clip_job(job)
         if not isinstance(job, SegmentJob):
             return job  # no paths: a download writes only into the service's weights cache
         changes: dict[str, object] = {"raster": _resolved("raster", job.raster)}
@@ -44,6 +46,19 @@ class PathPolicy:
             path = getattr(job, name)
             if path is not None:
                 changes[name] = self._output(name, path, roots)
+        return dataclasses.replace(job, **changes)
+
+    def _admit_clip_job(self, job):
+        """A classify or retrieve job: its input image or folder, its weights file and ``out``."""
+        inputs = {name: _resolved(name, getattr(job, name)) for name in ("input", "folder", "image")
+                  if getattr(job, name, None) is not None}
+        changes: dict[str, object] = dict(inputs)
+        if job.clip_weights is not None and job.clip_weights not in REGISTRY:
+            changes["clip_weights"] = str(_resolved("clip_weights", Path(job.clip_weights)))
+        if job.out is not None:
+            given = next(iter(inputs.values()), None)
+            default = (self.home,) if given is None else (given if given.is_dir() else given.parent, self.home)
+            changes["out"] = self._output("out", job.out, self.output_roots or default)
         return dataclasses.replace(job, **changes)
 
     def _output(self, name: str, path: Path, roots: tuple[Path, ...]) -> Path:

@@ -12,6 +12,8 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.engine import STAGES
+from backend.zeroshot.classify import STAGES as CLASSIFY_STAGES
+from backend.zeroshot.retrieval import STAGES as RETRIEVE_STAGES
 from backend.raster.tiling import DEFAULT_STRIP_WIDTH
 from backend.server.store import STATES
 
@@ -92,7 +94,60 @@ class DownloadWeightsRequest(BaseModel):
     force: bool = Field(False, description="download again even if cached")
 
 
-JOB_REQUESTS = {"segment": SegmentRequest, "download_weights": DownloadWeightsRequest}
+class _ClipRequest(BaseModel):
+    """What classify and retrieve requests share (``jobs.ClipJob``'s fields)."""
+
+    out: str | None = Field(None, description="classify: .csv of the top-k rows per image (file, rank, class, "
+                                              "probability), or with tile the grid of tile polygons: .gpkg, "
+                                              ".geojson or .fgb; retrieve: .csv of the top ranks")
+    overwrite: bool = Field(False, description="replace an existing output")
+    bands: Union[list[int], str, None] = Field(None, description="1-based bands as R,G,B, e.g. [4, 3, 2]")
+    stretch: Union[list[float], str, None] = Field(None, description="[MIN, MAX] for all bands or per band "
+                                                                     "(default: 2-98 percentiles, except uint8)")
+    model: str = Field("segearth-ov", description="model preset whose CLIP is used (GET /v1/models; the farslip* "
+                                                  "presets are remote-sensing CLIPs)")
+    clip_weights: str | None = Field(None, description="CLIP checkpoint: absolute file path or registry name")
+    activation: str | None = Field(None, description="quickgelu or gelu (default: the preset's)")
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
+    precision: str = Field("auto", description="auto, fp32, fp16 or bf16 (auto: fp32 on CPU, fp16 on GPU)")
+    batch_size: int = Field(16, description="images per model call")
+    offline: bool = Field(False, description="never download weights")
+
+
+class ClassifyRequest(_ClipRequest):
+    """``rsov classify``'s options as JSON: zero-shot scene classification of images, or of a raster's tiles."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, title="ClassifyJob")
+
+    kind: Literal["classify"] = Field(description="the job kind")
+    input: str = Field(description="absolute path of an image, or of a folder searched with its subfolders for "
+                                   "every raster GDAL reads")
+    classes: Union[str, list[str]] = Field(description='classes: "water; forest,trees; road" (";" between classes, '
+                                                       '"," between synonyms) or a list ["water", "forest,trees"]')
+    top_k: int = Field(3, description="classes kept per image or tile")
+    tile: int | None = Field(None, description="classify tiles of this many pixels of one raster into a grid of "
+                                               "polygons (columns row, col, class, probability, top_k, "
+                                               "valid_fraction)")
+    gsd: float | None = Field(None, description="the tiles' ground sampling distance, metres (default: the "
+                                                "raster's)")
+
+
+class RetrieveRequest(_ClipRequest):
+    """``rsov retrieve``'s options as JSON: a folder's images ranked for a text, or texts ranked for an image."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, title="RetrieveJob")
+
+    kind: Literal["retrieve"] = Field(description="the job kind")
+    folder: str | None = Field(None, description="absolute path of a folder whose images (with its subfolders') "
+                                                 "are ranked for text")
+    text: str | None = Field(None, description="what to search the folder for, e.g. 'a harbour with ships'")
+    image: str | None = Field(None, description="absolute path of one image for which texts are ranked")
+    texts: Union[str, list[str], None] = Field(None, description='texts to rank for image: "a; b; c" or a list')
+    top: int = Field(10, description="how many ranks to keep")
+
+
+JOB_REQUESTS = {"segment": SegmentRequest, "download_weights": DownloadWeightsRequest, "classify": ClassifyRequest,
+                "retrieve": RetrieveRequest}
 JobRequest = Annotated[Union[tuple(JOB_REQUESTS.values())], Field(discriminator="kind")]  # type: ignore[valid-type]
 
 
@@ -108,11 +163,15 @@ class Submitted(BaseModel):
 
 
 class Progress(BaseModel):
-    stage: str = Field(description=f"queued, then {', '.join(STAGES)} (a segment job) or downloading")
-    done_mp: float = Field(description="megapixels segmented")
-    total_mp: float | None = Field(description="megapixels to segment (known once the job runs)")
-    mp_per_s: float | None = Field(description="segmenting rate")
-    eta_s: float | None = Field(description="seconds of segmenting left (unknown before and after segmenting)")
+    stage: str = Field(description=f"queued, then {', '.join(STAGES)} (a segment job), downloading, "
+                                   f"{', '.join(CLASSIFY_STAGES)} (classify) or {', '.join(RETRIEVE_STAGES)} "
+                                   "(retrieve)")
+    done_mp: float = Field(description="megapixels segmented (classify and retrieve: images or tiles done, see unit)")
+    total_mp: float | None = Field(description="megapixels to segment (known once the job runs), or images or tiles")
+    mp_per_s: float | None = Field(description="segmenting rate (classify and retrieve: images or tiles per second)")
+    eta_s: float | None = Field(description="seconds of segmenting (classifying, encoding images) left (unknown "
+                                            "before and after that stage)")
+    unit: Literal["MP", "images", "tiles"] = Field("MP", description="what done_mp, total_mp and mp_per_s count")
 
 
 class JobStatus(BaseModel):
@@ -160,6 +219,50 @@ class JobResult(BaseModel):
                                               "(pixel coordinates for a raster without CRS), when there are at "
                                               "most max_polygons of them")
     polygons_omitted: bool = Field(description="true when there were more than max_polygons: read the file instead")
+
+
+class ClassCount(BaseModel):
+    name: str
+    synonyms: list[str]
+    count: int = Field(description="images or tiles whose best class it is")
+
+
+class _TableResult(BaseModel):
+    """What classify and retrieve results share: a table of rows, from images the model encoded or the cache."""
+
+    id: str
+    files: list[OutputFile]
+    skipped: int = Field(description="images that could not be read, or tiles without any valid pixel")
+    encoded: int = Field(description="images encoded by the model; the others came from the embedding cache")
+    cached: int
+    seconds: float
+    device: str
+    logit_scale: float = Field(description="the softmax temperature: the model's own, at most 100")
+    notes: list[str] = Field([], description="how the raster was read, images skipped, warnings")
+
+
+class ClassifyJobResult(_TableResult):
+    kind: Literal["classify"]
+    unit: Literal["images", "tiles"]
+    classes: list[ClassCount]
+    items: int = Field(description="images or tiles classified")
+    crs: str | None = Field(description="CRS of the tiles' bounds (None for images, or without a CRS)")
+    rows: list[dict] = Field(description="the first rows of out, up to max_rows: images: file, rank, class, "
+                                         "probability (top_k rows per image); tiles: row, col, class, probability, "
+                                         "top_k, valid_fraction, bounds [xmin, ymin, xmax, ymax]")
+    row_count: int = Field(description="rows in all")
+    rows_omitted: bool = Field(description="true when rows holds fewer than row_count: read the file instead")
+
+
+class RetrieveJobResult(_TableResult):
+    kind: Literal["retrieve"]
+    mode: Literal["images", "texts"] = Field(description="images: the folder's images ranked for text; texts: the "
+                                                         "texts ranked for image")
+    query: str = Field(description="the text, or the image")
+    ranked: int = Field(description="images or texts ranked")
+    rows: list[dict] = Field(description="the top ranks, best first: rank, file, score (images); rank, text, score, "
+                                         "probability (texts); score is the cosine similarity, probability "
+                                         "softmax(logit_scale x score) over the texts")
 
 
 class DownloadWeightsResult(BaseModel):

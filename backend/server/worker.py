@@ -17,9 +17,13 @@ CANCELLED = "cancelled by request; nothing was written."
 STOPPED = "the service stopped before this job finished; nothing was written: submit it again."
 
 
+RATED_STAGES = ("segmenting", "classifying", "encoding images")  # the model's work, measured in the job's unit
+MAX_STORED_ROWS = 1000  # rows of a classify or retrieve result kept with its record (the file has them all)
+
+
 @dataclass
 class LiveProgress:
-    """Progress of the running job, with the rate and time left of its segmenting stage."""
+    """Progress of the running job, with the rate and time left of its segmenting (classifying) stage."""
 
     stage: str = "queued"
     done: float = 0.0  # megapixels
@@ -27,13 +31,14 @@ class LiveProgress:
     segmenting_since: float | None = None
     segmenting_until: float | None = None  # the rate stays that of the segmenting stage once it is over
     segmented_at_start: float = 0.0
+    unit: str = "MP"  # what done and total count: megapixels, or images or tiles (classify, retrieve)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def report(self, stage: str, done: float, total: float) -> None:
         with self.lock:
-            if stage == "segmenting" and self.segmenting_since is None:
+            if stage in RATED_STAGES and self.segmenting_since is None:
                 self.segmenting_since, self.segmented_at_start = time.monotonic(), done
-            if stage != "segmenting" and self.stage == "segmenting":
+            if stage not in RATED_STAGES and self.stage in RATED_STAGES:
                 self.segmenting_until = time.monotonic()
             self.stage, self.done, self.total = stage, done, total
 
@@ -44,9 +49,9 @@ class LiveProgress:
                 elapsed = (self.segmenting_until or time.monotonic()) - self.segmenting_since
                 if elapsed > 0 and self.done > self.segmented_at_start:
                     rate = (self.done - self.segmented_at_start) / elapsed
-                    eta = (self.total - self.done) / rate if self.stage == "segmenting" else None
+                    eta = (self.total - self.done) / rate if self.stage in RATED_STAGES else None
             return {"stage": self.stage, "done_mp": self.done, "total_mp": self.total, "mp_per_s": rate,
-                    "eta_s": eta}
+                    "eta_s": eta, "unit": self.unit}
 
 
 class Worker:
@@ -81,7 +86,7 @@ class Worker:
     def submit(self, record: JobRecord, job) -> None:
         with self._lock:
             self._cancel[record.id] = threading.Event()
-            self._live[record.id] = LiveProgress()
+            self._live[record.id] = LiveProgress(unit=progress_unit(job))
         self.store.add(record)
         self._queue.put((record.id, job))
 
@@ -188,12 +193,23 @@ class Worker:
         log.info("job %s: %s%s", job_id, state, f": {values['error']}" if values.get("error") else "")
 
 
+def progress_unit(job) -> str:
+    """What a job's progress counts."""
+    if job.kind == "classify":
+        return "tiles" if job.tile is not None else "images"
+    return "images" if job.kind == "retrieve" else "MP"
+
+
 def result_record(job, result) -> dict:
     """What a finished job wrote and found, as stored with its record."""
     from backend.engine import DownloadResult
+    from backend.zeroshot.classify import ClassifyResult
+    from backend.zeroshot.retrieval import RetrieveResult
 
     if isinstance(result, DownloadResult):
         return {"name": result.name, "path": str(result.path), "bytes": result.bytes, "seconds": result.seconds}
+    if isinstance(result, (ClassifyResult, RetrieveResult)):
+        return _table_record(job, result)
     files = []
     for role in ("out_raster", "out_probs", "out", "preview"):
         path = getattr(job, role)
@@ -206,3 +222,22 @@ def result_record(job, result) -> dict:
     return {"files": files, "classes": classes, "megapixels": result.megapixels, "seconds": result.seconds,
             "mp_per_s": result.megapixels_per_second, "windows": result.windows, "device": result.device,
             "polygon_count": result.polygon_count, "notes": result.notes}
+
+
+def _table_record(job, result) -> dict:
+    """A classify or retrieve result: its file, counts and first rows."""
+    files = [{"role": "out", "path": str(path), "bytes": path.stat().st_size if path.exists() else None}
+             for path in job.outputs]
+    common = {"files": files, "skipped": result.skipped, "encoded": result.encoded, "cached": result.cached,
+              "seconds": result.seconds, "device": result.device, "logit_scale": result.logit_scale,
+              "notes": result.notes, "rows": [_plain(row) for row in result.rows[:MAX_STORED_ROWS]]}
+    if job.kind == "retrieve":
+        return {**common, "mode": result.mode, "query": result.query, "ranked": result.ranked}
+    classes = [{"name": name, "synonyms": list(words), "count": count}
+               for name, words, count in zip(result.class_names, job.classes.synonyms, result.class_counts)]
+    return {**common, "unit": result.unit, "classes": classes, "items": result.items, "crs": result.crs,
+            "row_count": len(result.rows)}
+
+
+def _plain(row: dict) -> dict:
+    return {name: list(value) if isinstance(value, tuple) else value for name, value in row.items()}

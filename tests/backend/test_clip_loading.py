@@ -101,6 +101,16 @@ def test_pickled_code_in_a_weights_file_is_refused(tmp_path, capsys):
     assert "this must never run" not in capsys.readouterr().out
 
 
+def test_a_stored_causal_mask_is_rebuilt_not_refused(tmp_path):
+    """Some converted releases keep the text tower's attn_mask; it follows from the context length."""
+    model = tiny_clip(seed=6)
+    state = {**model.state_dict(), "attn_mask": torch.full((77, 77), float("-inf")).triu(1)}
+    torch.save(state, tmp_path / "with_mask.pt")
+    loaded, _ = load_clip(tmp_path / "with_mask.pt", quick_gelu=True)
+    tokens = torch.randint(1, 49000, (2, 77))
+    assert torch.equal(loaded.encode_text(tokens), model.encode_text(tokens))
+
+
 def test_safetensors_files_load(tmp_path):
     from safetensors.torch import save_file
 

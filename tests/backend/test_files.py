@@ -56,7 +56,6 @@ def test_debris_of_dead_runs_on_this_host_is_removed(tmp_path):
 
 
 def test_a_dead_run_that_had_our_pid_is_debris(tmp_path):
-    import os
 
     restarted = tmp_path / f"{SCRATCH_PREFIX}{_host()}-{os.getpid()}-abc123"  # PID 1 again after a container restart
     restarted.mkdir()

@@ -40,6 +40,18 @@ def test_segment_request_fields_are_the_job_fields_with_the_same_defaults():
             assert request[field.name].default == field.default, field.name
 
 
+@pytest.mark.parametrize("kind", ["classify", "retrieve"])
+def test_classify_and_retrieve_request_fields_are_their_job_fields_with_the_same_defaults(kind):
+    from backend.jobs import JOB_KINDS
+    from backend.server.schemas import JOB_REQUESTS
+
+    request, job = JOB_REQUESTS[kind].model_fields, JOB_KINDS[kind]
+    assert set(request) - {"kind"} == set(job.field_names())
+    for field in dataclasses.fields(job):
+        if field.default is not dataclasses.MISSING:
+            assert request[field.name].default == field.default, field.name
+
+
 def _no_server_error(ctx: CheckContext, response, case) -> bool:
     assert response.status_code < 500, f"{case.method} {case.path}: {response.status_code} {response.text[:300]}"
     assert "Traceback" not in response.text and 'File "' not in response.text

@@ -8,7 +8,8 @@ from backend.server.worker import LiveProgress
 
 def test_rate_and_time_left_come_from_the_segmenting_stage_only():
     live = LiveProgress()
-    assert live.snapshot() == {"stage": "queued", "done_mp": 0.0, "total_mp": None, "mp_per_s": None, "eta_s": None}
+    assert live.snapshot() == {"stage": "queued", "done_mp": 0.0, "total_mp": None, "mp_per_s": None, "eta_s": None,
+                               "unit": "MP"}
     live.report("loading model", 0.0, 4.0)
     time.sleep(0.05)  # loading is not segmenting: it does not lower the rate
     live.report("segmenting", 0.0, 4.0)

@@ -1,12 +1,17 @@
 import dataclasses
 import hashlib
+import shutil
 import time
 
 import pytest
+import torch
 
 from backend import weights
 from backend.cli import main
 from backend.errors import UserInputError, WeightsUnavailable
+from backend.models.clip_loading import load_clip
+from backend.models.registry import MODEL_PRESETS
+from tests.helpers.checkpoints import TINY_B32, save_skyclip_zip, tiny_clip
 from tests.helpers.fake_hub import FakeHub
 
 
@@ -86,3 +91,43 @@ def test_weights_commands(online, capsys):
     assert "alignearth-sar-vit-b-16: ok" in capsys.readouterr().out
     assert main(["weights", "path", "farslip1-vit-b-32"]) == 0
     assert capsys.readouterr().out.strip() == str(weights.cached_path("farslip1-vit-b-32"))
+
+
+def test_every_registry_entry_names_its_licence_and_where_it_comes_from():
+    for spec in weights.REGISTRY.values():
+        assert spec.license.strip() and spec.source != "unknown", spec.name
+        assert spec.filename == weights.cached_path(spec.name).name
+
+
+def _served_skyclip(online, monkeypatch, member: str):
+    spec = dataclasses.replace(weights.REGISTRY["skyclip-vit-b-32"], url=f"{online.url}/raw/SkyCLIP.zip",
+                               archive_member=member)
+    monkeypatch.setitem(weights.REGISTRY, spec.name, spec)
+    return spec
+
+
+def test_skyclip_zip_is_downloaded_and_its_checkpoint_loads(online, monkeypatch, tmp_path):
+    model = tiny_clip(TINY_B32, quick_gelu=False, seed=17)
+    online.files["raw/SkyCLIP.zip"] = save_skyclip_zip(model, tmp_path / "SkyCLIP.zip").read_bytes()
+    spec = _served_skyclip(online, monkeypatch, "SkyCLIP_ViT_B32_top50pct/epoch_20.pt")
+    path = weights.download(spec.name)
+    assert path == weights.cached_path(spec.name) and path.name == "epoch_20.pt"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["epoch_20.pt", "epoch_20.pt.sha256"]
+    assert weights.verify(spec.name)[0]
+    loaded, arch = load_clip(path, quick_gelu=MODEL_PRESETS["skyclip-vit-b-32"].quick_gelu)
+    image = torch.randn(1, 3, 224, 224)
+    assert arch == TINY_B32 and torch.equal(loaded.encode_image(image), model.encode_image(image))
+
+
+def test_a_skyclip_zip_in_other_folders_or_without_the_checkpoint(online, monkeypatch, tmp_path):
+    model = tiny_clip(TINY_B32, quick_gelu=False, seed=18)
+    online.files["raw/SkyCLIP.zip"] = save_skyclip_zip(model, tmp_path / "a.zip", "run/ckpt/epoch_20.pt").read_bytes()
+    spec = _served_skyclip(online, monkeypatch, "SkyCLIP_ViT_B32_top50pct/epoch_20.pt")
+    assert weights.download(spec.name).is_file()  # the one epoch_20.pt, wherever it sits
+    shutil.rmtree(weights.cached_path(spec.name).parent)
+    online.files["raw/SkyCLIP.zip"] = save_skyclip_zip(model, tmp_path / "b.zip", "run/epoch_10.pt").read_bytes()
+    with pytest.raises(WeightsUnavailable, match=r"the zip holds no SkyCLIP_ViT_B32_top50pct/epoch_20.pt "
+                                                 r"\(it has run/epoch_10.pt\)") as caught:
+        weights.download(spec.name)
+    assert "unzip it and put SkyCLIP_ViT_B32_top50pct/epoch_20.pt at" in str(caught.value)
+    assert not list(weights.cached_path(spec.name).parent.iterdir())  # no partial file or archive left
