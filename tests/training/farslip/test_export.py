@@ -1,4 +1,4 @@
-"""The exported CLIP is what the backend runs: `load_clip(path, quick_gelu=True)` and `rsov segment`."""
+"""The exported CLIP is what the backend runs: `load_clip(path, quick_gelu=True)`, `rsov segment` and `rsov classify`."""
 from dataclasses import replace
 
 import numpy as np
@@ -50,3 +50,12 @@ def test_the_exported_clip_loads_with_quickgelu_and_segments_with_the_farslip_pr
     with rasterio.open(out) as classes:
         assert (classes.width, classes.height) == (64, 64)
         assert set(np.unique(classes.read(1))) <= {0, 1, 2}
+
+    table = tmp_path / "scenes.csv"
+    code = cli.main(["classify", str(scene), "--model", "farslip1-vit-b-16", "--clip-weights", str(checkpoint),
+                     "--classes", "building; road; water", "--top-k", "3", "--out", str(table), "--device", "cpu",
+                     "--quiet"])
+    assert code == 0
+    rows = table.read_text().splitlines()
+    assert rows[0].split(",") == ["file", "rank", "class", "probability"] and len(rows) == 4
+    assert sum(float(row.split(",")[-1]) for row in rows[1:]) <= 1 + 1e-6
