@@ -169,9 +169,11 @@ def _segment(args: argparse.Namespace) -> int:
 
 SERVE_HELP = """\
 Serve the engine over HTTP for the QGIS plugin, scripts and notebooks: jobs are submitted
-as JSON (the fields are 'rsov segment' long options in snake_case), run one at a time by a
-worker that keeps models loaded, and can be polled, followed as server-sent events, or
-cancelled. The API is under /v1; its OpenAPI schema is at /v1/openapi.json:
+as JSON, run one at a time by a worker that keeps models loaded, and can be polled,
+followed as server-sent events, or cancelled. A job's "kind" is segment, classify,
+retrieve or download_weights; its other fields are that command's long options in
+snake_case ('rsov segment', 'rsov classify', 'rsov retrieve', 'rsov weights download').
+The API is under /v1; its OpenAPI schema is at /v1/openapi.json:
   GET /v1/health, GET /v1/models, POST /v1/jobs, GET /v1/jobs, GET /v1/jobs/ID,
   GET /v1/jobs/ID/events, GET /v1/jobs/ID/result, DELETE /v1/jobs/ID (cancel),
   POST /v1/uploads?filename=NAME.tif (a GeoTIFF as the body, for clients on another disk),
