@@ -63,15 +63,15 @@ def axis_weights(low: int, radius: int = 5) -> tuple[torch.Tensor, torch.Tensor]
 
 
 @lru_cache(maxsize=16)
-def _sparse_structure(low_h: int, low_w: int) -> tuple[torch.Tensor, torch.Tensor, int, int]:
-    """CSR rows and columns of one window's x2 step: output pixel -> its ny x nx low-res taps."""
+def _sparse_structure(low_h: int, low_w: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    """CSR rows and columns of one window's x2 step on ``device``: output pixel -> its ny x nx low-res taps."""
     _, start_y = axis_weights(low_h)
     _, start_x = axis_weights(low_w)
     ny, nx = axis_weights(low_h)[0].shape[2], axis_weights(low_w)[0].shape[2]
     rows = start_y[:, None, None, None] + torch.arange(ny)[None, None, :, None]
     cols = start_x[None, :, None, None] + torch.arange(nx)[None, None, None, :]
-    columns = (rows * low_w + cols).reshape(-1).to(torch.int32)
-    crow = (torch.arange(4 * low_h * low_w + 1) * (ny * nx)).to(torch.int32)
+    columns = (rows * low_w + cols).reshape(-1).to(device, torch.int32)
+    crow = (torch.arange(4 * low_h * low_w + 1) * (ny * nx)).to(device, torch.int32)
     return crow, columns, ny, nx
 
 
@@ -215,8 +215,7 @@ def upsample_step(up: JointBilateralUpsampler, low: torch.Tensor, guidance: torc
     batch, low_h, low_w, channels = low.shape
     height, width = 2 * low_h, 2 * low_w
     combined = tap_weights(up, guidance).reshape(batch, -1)
-    crow, columns, _, _ = _sparse_structure(low_h, low_w)
-    crow, columns = crow.to(low.device), columns.to(low.device)
+    crow, columns, _, _ = _sparse_structure(low_h, low_w, low.device)  # kept on the device between windows
     unused = low.new_empty(height * width, channels)  # beta=0: addmm neither reads nor zero-fills it
     out = []
     for index in range(batch):
