@@ -5,14 +5,7 @@ from backend.errors import UserInputError
 from training.alignearth.__main__ import main
 from training.common.cli import error_sentence
 from tests.training.conftest import write_config, write_image
-
-
-def _error_line(capsys):
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, err
-    return lines[0]
+from tests.training.runs import error_line
 
 
 def test_a_short_run_from_the_command_line(tmp_path, paired_set, small_teacher, capsys):
@@ -26,17 +19,17 @@ def test_a_short_run_from_the_command_line(tmp_path, paired_set, small_teacher, 
 
 def test_a_missing_config_or_manifest_is_one_sentence_and_exit_2(tmp_path, small_teacher, capsys):
     assert main(["--config", str(tmp_path / "absent.yaml")]) == 2
-    assert "config file" in _error_line(capsys)
+    assert "config file" in error_line(capsys)
     config = write_config(tmp_path / "run.yaml", tmp_path / "absent.csv", small_teacher, tmp_path / "run")
     assert main(["--config", str(config)]) == 2
-    assert _error_line(capsys) == (f"error: manifest {tmp_path / 'absent.csv'} does not exist; give a CSV or JSON "
+    assert error_line(capsys) == (f"error: manifest {tmp_path / 'absent.csv'} does not exist; give a CSV or JSON "
                                    "list of image paths (see training/README.md).")
 
 
 def test_an_unknown_teacher_weight_names_the_config_key(tmp_path, paired_set, capsys):
     config = write_config(tmp_path / "run.yaml", paired_set["train"], tmp_path / "nothing.pt", tmp_path / "run")
     assert main(["--config", str(config)]) == 2
-    assert "error: model.teacher_weights" in _error_line(capsys)
+    assert "error: model.teacher_weights" in error_line(capsys)
 
 
 def test_an_unreadable_image_read_in_a_worker_is_still_one_sentence(tmp_path, small_teacher, capsys):
@@ -46,7 +39,7 @@ def test_an_unreadable_image_read_in_a_worker_is_still_one_sentence(tmp_path, sm
     config = write_config(tmp_path / "run.yaml", tmp_path / "pairs.csv", small_teacher, tmp_path / "run",
                           data={"check_files": False}, train={"batch_size": 2, "num_workers": 1})
     assert main(["--config", str(config)]) == 2
-    line = _error_line(capsys)
+    line = error_line(capsys)
     assert line.startswith(f"error: cannot read image {tmp_path / 's.png'} (")
     assert line.endswith("replace the damaged file.")
 

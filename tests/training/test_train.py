@@ -1,4 +1,3 @@
-import csv
 import os
 import signal
 
@@ -13,6 +12,7 @@ from training.alignearth.model import load_teacher, student_from
 from training.alignearth.train import evaluate_alignment, train
 from training.common.config import load_config, with_overrides
 from tests.training.conftest import write_config
+from tests.training.runs import assert_same_end, last_state, log_rows
 
 CPU = torch.device("cpu")
 STEPS = 12  # 48 pairs in batches of 8: 6 steps an epoch, 2 epochs
@@ -21,15 +21,6 @@ STEPS = 12  # 48 pairs in batches of 8: 6 steps an epoch, 2 epochs
 def _config(tmp_path, paired_set, teacher, name, **sections):
     path = write_config(tmp_path / f"{name}.yaml", paired_set["train"], teacher, tmp_path / name, **sections)
     return load_config(path, AlignEarthConfig)
-
-
-def _rows(path):
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-def _state(out_dir):
-    return torch.load(out_dir / "last.pt", weights_only=True)
 
 
 def test_a_short_run_brings_the_sar_student_towards_the_optical_teacher(tmp_path, paired_set, small_teacher):
@@ -43,14 +34,14 @@ def test_a_short_run_brings_the_sar_student_towards_the_optical_teacher(tmp_path
     assert after["cls_cosine"] > before["cls_cosine"] + 0.25, (before, after)
     assert after["region_cosine"] > before["region_cosine"] + 0.25, (before, after)
     assert (result.step, result.epoch, result.interrupted) == (24, 4, False)
-    rows = _rows(tmp_path / "run" / "log.csv")
+    rows = log_rows(tmp_path / "run" / "log.csv")
     assert [int(row["step"]) for row in rows] == list(range(1, 25))
     assert list(rows[0]) == ["step", "epoch", "cls_contrast", "cls_distill", "local_distill", "total", "lr",
                              "temperature", "seconds"]
     assert rows[0]["epoch"] == "1" and rows[-1]["epoch"] == "4"
     assert float(rows[0]["temperature"]) == pytest.approx(0.07, rel=0.05)
     assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
-    assert (tmp_path / "run" / "config.yaml").exists() and _state(tmp_path / "run")["step"] == 24
+    assert (tmp_path / "run" / "config.yaml").exists() and last_state(tmp_path / "run")["step"] == 24
 
 
 @pytest.fixture(scope="module")
@@ -59,18 +50,7 @@ def uninterrupted(tmp_path_factory, paired_set, small_teacher):
     folder = tmp_path_factory.mktemp("reference")
     result = train(_config(folder, paired_set, small_teacher, "run"))
     assert result.step == STEPS
-    return _state(folder / "run"), _rows(folder / "run" / "log.csv")
-
-
-def _assert_same_end(out_dir, uninterrupted):
-    reference, reference_rows = uninterrupted
-    state = _state(out_dir)
-    assert (state["step"], state["epoch"], state["batch"]) == (STEPS, 2, 0)
-    for key, value in reference["module"].items():
-        assert torch.allclose(state["module"][key], value, rtol=0, atol=1e-6), key
-    rows = _rows(out_dir / "log.csv")
-    assert [int(row["step"]) for row in rows] == list(range(1, STEPS + 1))  # each step logged once
-    assert [row["total"] for row in rows] == [row["total"] for row in reference_rows]
+    return last_state(folder / "run"), log_rows(folder / "run" / "log.csv")
 
 
 def test_a_run_killed_after_k_steps_resumes_to_the_same_weights(tmp_path, paired_set, small_teacher, uninterrupted):
@@ -82,18 +62,18 @@ def test_a_run_killed_after_k_steps_resumes_to_the_same_weights(tmp_path, paired
 
     with pytest.raises(RuntimeError, match="killed"):
         train(config, on_step=kill)
-    assert _state(tmp_path / "run")["step"] == 5 and len(_rows(tmp_path / "run" / "log.csv")) == 8
+    assert last_state(tmp_path / "run")["step"] == 5 and len(log_rows(tmp_path / "run" / "log.csv")) == 8
     assert train(config, resume=True).step == STEPS
-    _assert_same_end(tmp_path / "run", uninterrupted)
+    assert_same_end(tmp_path / "run", *uninterrupted, STEPS)
 
 
 def test_a_run_stopped_by_max_steps_mid_epoch_resumes_to_the_same_weights(tmp_path, paired_set, small_teacher,
                                                                           uninterrupted):
     config = _config(tmp_path, paired_set, small_teacher, "run")
     assert train(with_overrides(config, {"train.max_steps": 7})).step == 7
-    assert (_state(tmp_path / "run")["epoch"], _state(tmp_path / "run")["batch"]) == (1, 1)
+    assert (last_state(tmp_path / "run")["epoch"], last_state(tmp_path / "run")["batch"]) == (1, 1)
     train(config, resume=True)
-    _assert_same_end(tmp_path / "run", uninterrupted)
+    assert_same_end(tmp_path / "run", *uninterrupted, STEPS)
 
 
 def test_ctrl_c_saves_at_the_step_and_stops_then_resume_finishes_the_same(tmp_path, paired_set, small_teacher,
@@ -106,10 +86,10 @@ def test_ctrl_c_saves_at_the_step_and_stops_then_resume_finishes_the_same(tmp_pa
 
     result = train(config, on_step=press_ctrl_c)
     assert result.interrupted and result.step == 3 and result.exported is None
-    assert _state(tmp_path / "run")["step"] == 3
+    assert last_state(tmp_path / "run")["step"] == 3
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
     train(config, resume=True)
-    _assert_same_end(tmp_path / "run", uninterrupted)
+    assert_same_end(tmp_path / "run", *uninterrupted, STEPS)
 
 
 def test_a_new_run_over_an_old_one_and_a_resume_without_one_are_refused(tmp_path, paired_set, small_teacher):

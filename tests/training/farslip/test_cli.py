@@ -3,8 +3,8 @@ import numpy as np
 
 from training.farslip.__main__ import main
 from tests.training.conftest import write_image
-from tests.training.test_cli import _error_line
 from tests.training.farslip.conftest import background, write_config
+from tests.training.runs import error_line
 
 
 def test_a_short_stage_two_run_from_the_command_line(tmp_path, regions, small_clip, capsys):
@@ -19,14 +19,14 @@ def test_a_short_stage_two_run_from_the_command_line(tmp_path, regions, small_cl
 def test_missing_data_a_bad_stage_and_unknown_weights_are_one_sentence_and_exit_2(tmp_path, small_clip, capsys):
     config = write_config(tmp_path / "run.yaml", 1, tmp_path / "absent.tar", small_clip, tmp_path / "run")
     assert main(["--config", str(config)]) == 2
-    assert _error_line(capsys) == (f"error: data.train_data: {tmp_path / 'absent.tar'} does not exist; give webdataset "
+    assert error_line(capsys) == (f"error: data.train_data: {tmp_path / 'absent.tar'} does not exist; give webdataset "
                                    "shards or a CSV/JSON caption list (see training/README.md).")
     (tmp_path / "stage.yaml").write_text("stage: two\ndata:\n  train_data: x\n")
     assert main(["--config", str(tmp_path / "stage.yaml")]) == 2
-    assert "'stage' must be 1" in _error_line(capsys)
+    assert "'stage' must be 1" in error_line(capsys)
     write_image(tmp_path / "a.png", background(np.random.default_rng(0)))
     (tmp_path / "a.json").write_text('[{"image": "a.png", "short_caption": "s"}]')
     config = write_config(tmp_path / "weights.yaml", 2, tmp_path / "a.json", tmp_path / "nothing.pt", tmp_path / "run")
     assert main(["--config", str(config), "--device", "cpu"]) == 2
-    assert _error_line(capsys).startswith(f"error: model.clip_weights '{tmp_path / 'nothing.pt'}' is neither a file "
+    assert error_line(capsys).startswith(f"error: model.clip_weights '{tmp_path / 'nothing.pt'}' is neither a file "
                                           "nor a registry name")

@@ -1,5 +1,4 @@
 """Training runs on generated images: the reconstruction errors fall, runs resume to the same weights."""
-import csv
 import dataclasses
 import os
 import signal
@@ -10,6 +9,7 @@ import torch
 from backend.errors import UserInputError
 from tests.helpers.checkpoints import TINY, save_open_clip_checkpoint, tiny_clip
 from tests.training.simfeatup.conftest import write_config
+from tests.training.runs import assert_same_end, last_state, log_rows
 from training.common.config import load_config, with_overrides
 from training.common.seeding import seed_everything
 from training.simfeatup.config import SimFeatUpConfig
@@ -25,15 +25,6 @@ def _config(tmp_path, image_folders, clip, name, **sections):
     return load_config(path, SimFeatUpConfig)
 
 
-def _rows(path):
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-def _state(out_dir):
-    return torch.load(out_dir / "last.pt", weights_only=True)
-
-
 def test_a_short_run_lowers_the_feature_and_image_reconstruction_errors(tmp_path, image_folders, local_clip):
     config = _config(tmp_path, image_folders, local_clip, "run", data={"val_images": str(image_folders["val"])},
                      train={"epochs": 4})
@@ -42,18 +33,18 @@ def test_a_short_run_lowers_the_feature_and_image_reconstruction_errors(tmp_path
     held_out = ImageCrops(list_images(image_folders["val"]), 48)
     before = evaluate_reconstruction(untrained, held_out)
     result = train(config)
-    untrained.module.load_state_dict(_state(tmp_path / "run")["module"])
+    untrained.module.load_state_dict(last_state(tmp_path / "run")["module"])
     after = evaluate_reconstruction(untrained, held_out)
     assert after["feature_mse"] < 0.85 * before["feature_mse"], (before, after)
     assert after["image_mse"] < 0.8 * before["image_mse"], (before, after)
     assert (result.step, result.epoch, result.interrupted) == (16, 4, False)
     assert result.exported == tmp_path / "run" / "simfeatup_jbu_one.ckpt"
-    rows = _rows(tmp_path / "run" / "log.csv")
+    rows = log_rows(tmp_path / "run" / "log.csv")
     assert [int(row["step"]) for row in rows] == list(range(1, 17))
     assert list(rows[0]) == ["step", "epoch", "rec", "img", "total", "lr", "seconds"]
     for row in rows:
         assert float(row["total"]) == pytest.approx(float(row["rec"]) + 0.1 * float(row["img"]), rel=1e-4, abs=1e-5)
-    validation = _rows(tmp_path / "run" / "val.csv")
+    validation = log_rows(tmp_path / "run" / "val.csv")
     assert [int(row["epoch"]) for row in validation] == [1, 2, 3, 4]
     assert float(validation[-1]["image_mse"]) == pytest.approx(after["image_mse"], rel=1e-5)
     for name in ("simfeatup_training_parts.pt", "config.yaml", "last.pt"):
@@ -67,19 +58,7 @@ def uninterrupted(tmp_path_factory, image_folders, local_clip):
     folder = tmp_path_factory.mktemp("reference")
     result = train(_config(folder, image_folders, local_clip, "run"))
     assert result.step == STEPS
-    return _state(folder / "run"), _rows(folder / "run" / "log.csv")
-
-
-def _assert_same_end(out_dir, uninterrupted):
-    reference, reference_rows = uninterrupted
-    state = _state(out_dir)
-    assert (state["step"], state["epoch"], state["batch"]) == (STEPS, 2, 0)
-    assert state["module"].keys() == reference["module"].keys()
-    for key, value in reference["module"].items():
-        assert torch.allclose(state["module"][key], value, rtol=0, atol=1e-6), key
-    rows = _rows(out_dir / "log.csv")
-    assert [int(row["step"]) for row in rows] == list(range(1, STEPS + 1))  # each step logged once
-    assert [row["total"] for row in rows] == [row["total"] for row in reference_rows]
+    return last_state(folder / "run"), log_rows(folder / "run" / "log.csv")
 
 
 def test_a_run_killed_after_k_steps_resumes_to_the_same_weights(tmp_path, image_folders, local_clip, uninterrupted):
@@ -91,9 +70,9 @@ def test_a_run_killed_after_k_steps_resumes_to_the_same_weights(tmp_path, image_
 
     with pytest.raises(RuntimeError, match="killed"):
         train(config, on_step=kill)
-    assert _state(tmp_path / "run")["step"] == 3 and len(_rows(tmp_path / "run" / "log.csv")) == 5
+    assert last_state(tmp_path / "run")["step"] == 3 and len(log_rows(tmp_path / "run" / "log.csv")) == 5
     assert train(config, resume=True).step == STEPS
-    _assert_same_end(tmp_path / "run", uninterrupted)
+    assert_same_end(tmp_path / "run", *uninterrupted, STEPS)
 
 
 def test_ctrl_c_mid_epoch_saves_and_stops_then_resume_finishes_the_same(tmp_path, image_folders, local_clip,
@@ -106,9 +85,9 @@ def test_ctrl_c_mid_epoch_saves_and_stops_then_resume_finishes_the_same(tmp_path
 
     result = train(config, on_step=press_ctrl_c)
     assert result.interrupted and result.step == 5 and result.exported is None
-    assert (_state(tmp_path / "run")["epoch"], _state(tmp_path / "run")["batch"]) == (1, 1)
+    assert (last_state(tmp_path / "run")["epoch"], last_state(tmp_path / "run")["batch"]) == (1, 1)
     train(config, resume=True)
-    _assert_same_end(tmp_path / "run", uninterrupted)
+    assert_same_end(tmp_path / "run", *uninterrupted, STEPS)
 
 
 def test_recomputing_the_views_in_backward_changes_neither_losses_nor_gradients(tmp_path, image_folders, local_clip):
