@@ -23,7 +23,8 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(QGIS_DEBS))
 	@test -x $(PY) || $(SYS_PYTHON) -m venv --system-site-packages $(VENV)
 	$(PIP) install -q --upgrade "pip>=24" "setuptools>=68"
-	$(PIP) install -q -c constraints.txt --build-constraint constraints.txt -e ".[test,train]"
+	# sam2 is a source package: SAM2_BUILD_CUDA=0 skips its optional CUDA extension
+	SAM2_BUILD_CUDA=0 $(PIP) install -q -c constraints.txt --build-constraint constraints.txt -e ".[test,train,geomag]"
 	@touch $(STAMP)
 
 venv: $(STAMP)
