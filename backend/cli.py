@@ -5,6 +5,8 @@ rsov serve [--host H] [--port P] [--token T] [--output-root DIR ...]
 rsov weights list | download NAME | verify [NAME] | path NAME
 rsov classify IMAGE_OR_FOLDER (--classes-file F | --classes "a; b,c") [--tile PIXELS] [--out CSV_OR_GRID] [...]
 rsov retrieve FOLDER --text T | rsov retrieve --image FILE (--texts "a; b" | --texts-file F) [--top N] [...]
+rsov refer RASTER --prompt "the small boat beside the second pier" --checkpoint GEOMAG [--aoi ...] --out MASK.gpkg
+rsov ask RASTER --prompt "how many tennis courts are there?" --checkpoint GEOMAG [--aoi ...]
 """
 from __future__ import annotations
 
@@ -369,6 +371,101 @@ def _retrieve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_describe_options(p: argparse.ArgumentParser) -> None:
+    """What refer and ask share: the raster, the sentence, the area, the GeoMag checkpoint and the device."""
+    p.add_argument("raster", type=Path, metavar="RASTER", help="GeoTIFF, COG, VRT, JP2 or any raster GDAL reads")
+    p.add_argument("--prompt", required=True, help="the sentence about the area")
+    p.add_argument("--checkpoint", required=True, metavar="GEOMAG",
+                   help="GeoMag checkpoint file (training/geomag writes one; its base models are named inside)")
+    p.add_argument("--no-magcrop", action="store_true",
+                   help="read the whole area at the model's input size: no task routing, no prompt-guided crops")
+    read = p.add_argument_group("reading (as segment reads rasters)")
+    read.add_argument("--aoi", help="XMIN,YMIN,XMAX,YMAX, WKT, or a vector file (default: the whole raster)")
+    read.add_argument("--aoi-layer", help="layer of a multi-layer AOI file")
+    read.add_argument("--aoi-crs", help="CRS of --aoi coordinates (default: the raster's)")
+    read.add_argument("--bands", type=_bands, help="1-based bands as R,G,B (default 1,2,3)")
+    read.add_argument("--stretch", type=_numbers, help="MIN,MAX for all bands or per band (default: 2-98 "
+                                                       "percentiles, except uint8)")
+    run = p.add_argument_group("running")
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    run.add_argument("--precision", default="auto",
+                     help="auto, fp32, fp16 or bf16 (auto: fp32 on CPU, bf16 or fp16 on GPU)")
+    run.add_argument("--offline", action="store_true", help="never download base models")
+    run.add_argument("--quiet", action="store_true", help="print only the answer")
+
+
+def _add_refer(commands) -> None:
+    p = commands.add_parser("refer", help="segment what a sentence describes (GeoMag)",
+                            description="Referring segmentation with GeoMag: the area (--aoi, else the whole "
+                                        "raster) is read at the model's input size; MagCrop reads the part the "
+                                        "prompt is about again at full resolution. The mask comes back on the "
+                                        "raster's grid; its polygons carry the prompt and a score.")
+    _add_describe_options(p)
+    out = p.add_argument_group("outputs (at least one)")
+    out.add_argument("--out", type=Path, metavar="MASK.gpkg", help="polygons: .gpkg, .shp, .geojson or .fgb")
+    out.add_argument("--out-raster", type=Path, metavar="MASK.tif",
+                     help="GeoTIFF: band 1 mask (1 target, 0 not, 255 outside the area), band 2 probability in %%")
+    out.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    out.add_argument("--mask-threshold", type=float, default=0.5, help="probability from which a pixel is the "
+                                                                        "target (default 0.5)")
+    out.add_argument("--simplify", type=float, default=0.0, metavar="PIXELS", help="simplify polygon edges")
+    out.add_argument("--min-area", type=float, default=0.0, metavar="M2", help="drop smaller polygons")
+    p.set_defaults(handler=_refer, flags=_flags(p))
+
+
+def _add_ask(commands) -> None:
+    p = commands.add_parser("ask", help="answer a question about an area in text (GeoMag)",
+                            description="Captions, questions and 'what is this' about an area, answered by "
+                                        "GeoMag in text. Prints the answer, the task granularity MagCrop's "
+                                        "classifier chose and the crop its attention search found.")
+    _add_describe_options(p)
+    p.add_argument("--max-new-tokens", type=int, default=256, help="longest answer in tokens (default 256)")
+    p.set_defaults(handler=_ask, flags=_flags(p))
+
+
+def _describe_lines(result) -> list[str]:
+    lines = []
+    if result.granularity is not None:
+        chances = ", ".join(f"{name} {p:.2f}" for name, p in result.granularity_probabilities.items())
+        lines.append(f"task granularity: {result.granularity} ({chances})")
+        where = f" ({result.crs})" if result.crs else " (pixels)"
+        lines.append(f"focus box: {', '.join(f'{v:g}' for v in result.focus_bounds)}{where}")
+    else:
+        lines.append("MagCrop off: the whole area at the model's input size")
+    return lines
+
+
+def _refer(args: argparse.Namespace) -> int:
+    from backend.engine import run
+    from backend.jobs import ReferJob
+
+    job = ReferJob(**{name: getattr(args, name) for name in ReferJob.field_names() if hasattr(args, name)})
+    result = run(job)
+    if not args.quiet:
+        for line in _describe_lines(result):
+            print(line)
+        area = f", {result.area_m2:,.0f} m²" if result.area_m2 is not None else ""
+        polygons = f", {result.polygon_count} polygon(s)" if result.polygon_count is not None else ""
+        print(f"mask: {result.pixel_count} pixels{area}{polygons}; score {result.score:.3f}; "
+              f"{result.seconds:.1f} s ({result.device})")
+        print("wrote " + ", ".join(str(p) for p in result.outputs))
+    return 0
+
+
+def _ask(args: argparse.Namespace) -> int:
+    from backend.engine import run
+    from backend.jobs import AskJob
+
+    job = AskJob(**{name: getattr(args, name) for name in AskJob.field_names() if hasattr(args, name)})
+    result = run(job)
+    print(result.answer)
+    if not args.quiet:
+        for line in _describe_lines(result):
+            print(line)
+        print(f"{result.seconds:.1f} s ({result.device})")
+    return 0
+
+
 def _add_weights(commands) -> None:
     p = commands.add_parser("weights", help="list, download, verify or locate released weights")
     sub = p.add_subparsers(dest="action", required=True)
@@ -429,6 +526,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_weights(commands)
     _add_classify(commands)
     _add_retrieve(commands)
+    _add_refer(commands)
+    _add_ask(commands)
     return parser
 
 

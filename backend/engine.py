@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from backend.errors import Cancelled, DeviceMemoryError, UserInputError
-from backend.jobs import ClassifyJob, DownloadWeightsJob, RetrieveJob, SegmentJob
+from backend.jobs import AskJob, ClassifyJob, DownloadWeightsJob, ReferJob, RetrieveJob, SegmentJob
 from backend.models.cache import ModelCache
 from backend.raster.files import (LOW_SPACE_BYTES, Staging, disk_errors, ensure_free_space, open_raster,
                                   remove_debris)
@@ -303,5 +303,17 @@ def _retrieve(job: RetrieveJob, progress: Progress | None, should_stop: Callable
     return retrieve(job, progress, should_stop, models)
 
 
+def _refer(job: ReferJob, progress: Progress | None, should_stop: Callable[[], bool] | None, models: ModelCache | None):
+    from backend.describe.refer import refer
+
+    return refer(job, progress, should_stop, models)
+
+
+def _ask(job: AskJob, progress: Progress | None, should_stop: Callable[[], bool] | None, models: ModelCache | None):
+    from backend.describe.ask import ask
+
+    return ask(job, progress, should_stop, models)
+
+
 _RUNNERS = {SegmentJob.kind: _segment, DownloadWeightsJob.kind: _download, ClassifyJob.kind: _classify,
-            RetrieveJob.kind: _retrieve}
+            RetrieveJob.kind: _retrieve, ReferJob.kind: _refer, AskJob.kind: _ask}

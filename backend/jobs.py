@@ -25,16 +25,19 @@ VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".fgb")
 
 
 INT_FIELDS = ("resize_long_side", "speckle_window", "attention_blocks", "background_index", "window", "stride",
-              "batch_size", "strip_width", "top_k", "tile", "top")
-FLOAT_FIELDS = ("gsd", "speckle_looks", "simplify", "min_area", "fill_holes", "gba_lambda", "prob_threshold")
-BOOL_FIELDS = ("overwrite", "keep_gsd", "no_upsampler", "offline", "force")
+              "batch_size", "strip_width", "top_k", "tile", "top", "max_new_tokens")
+FLOAT_FIELDS = ("gsd", "speckle_looks", "simplify", "min_area", "fill_holes", "gba_lambda", "prob_threshold",
+                "mask_threshold")
+BOOL_FIELDS = ("overwrite", "keep_gsd", "no_upsampler", "offline", "force", "no_magcrop")
 TEXT_FIELDS = ("name", "aoi", "aoi_layer", "aoi_crs", "modality", "sar_scale", "speckle", "out_crs", "model", "dataset_preset", "clip_weights",
-               "upsampler_weights", "attention", "activation", "device", "precision", "text")
+               "upsampler_weights", "attention", "activation", "device", "precision", "text", "prompt", "checkpoint")
 PATH_FIELDS = ("raster", "out_raster", "out", "out_probs", "preview", "input", "folder", "image")
 OUTPUT_FIELDS = ("out_raster", "out_probs", "out", "preview")
 MAX_PATH_BYTES = 4096
 REQUIRED = {"raster": "give the raster to segment", "name": "give a weights name from 'rsov weights list'",
-            "input": "give an image or a folder of images"}
+            "input": "give an image or a folder of images",
+            "prompt": "describe the target, e.g. 'the small boat beside the second pier'",
+            "checkpoint": "give a GeoMag checkpoint file (training/geomag writes one)"}
 
 
 def _typed(name: str, value):
@@ -539,6 +542,125 @@ class RetrieveJob(ClipJob):
         return config, [self.image]
 
 
+MAX_PROMPT_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class DescribeJob(Job):
+    """What refer and ask share: a sentence about an area of one raster, answered by a GeoMag checkpoint.
+
+    The area (``aoi``, else the whole raster) is read at the model's input size; with MagCrop (the
+    default) its task-granularity classifier and prompt-guided crops decide which part is read again
+    at full resolution.
+    """
+
+    raster: Path
+    prompt: str
+    _: KW_ONLY
+    checkpoint: str  # a GeoMag checkpoint file (its base models are named inside it)
+    no_magcrop: bool = False  # read the whole area at the model's input size, no task routing or crops
+    bands: tuple[int, ...] | None = None
+    stretch: tuple[float, ...] | None = None
+    aoi: str | None = None  # XMIN,YMIN,XMAX,YMAX | WKT | vector file
+    aoi_layer: str | None = None
+    aoi_crs: str | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    offline: bool = False
+
+    def read_options(self):
+        from backend.raster.source import ReadOptions
+
+        return ReadOptions(self.bands, self.stretch, self.aoi, self.aoi_layer, self.aoi_crs)
+
+    @property
+    def outputs(self) -> list[Path]:
+        return []
+
+    def validate(self) -> None:
+        """Raise ``UserInputError`` naming the field of the first problem found; nothing is written."""
+        self.checked()
+
+    def checked(self):
+        """Validate, and return (the checkpoint file, the raster source)."""
+        from backend.models.registry import check_device_options
+        from backend.raster.source import RasterSource
+        from backend.weights import check_reference
+
+        if not self.prompt.strip():
+            raise UserInputError("{prompt} is empty; " + REQUIRED["prompt"] + ".", "prompt")
+        if len(self.prompt) > MAX_PROMPT_CHARS:
+            raise UserInputError(f"{{prompt}} has {len(self.prompt)} characters; keep it under {MAX_PROMPT_CHARS}.",
+                                 "prompt")
+        check_device_options(self.device, self.precision)
+        checkpoint = check_reference(self.checkpoint, "checkpoint")
+        self._check_own()
+        return checkpoint, RasterSource.open(self.raster, self.read_options())
+
+    def _check_own(self) -> None:
+        """Each kind's own fields."""
+
+
+@dataclass(frozen=True)
+class ReferJob(DescribeJob):
+    """Referring segmentation: the mask of what ``prompt`` describes, as polygons and/or a mask raster."""
+
+    kind: ClassVar[str] = "refer"
+
+    out: Path | None = None  # polygons: .gpkg, .shp, .geojson or .fgb (prompt, score, area_m2)
+    out_raster: Path | None = None  # GeoTIFF: band 1 mask (1 target, 0 not, 255 outside), band 2 probability %
+    overwrite: bool = False
+    mask_threshold: float = 0.5  # a pixel is the target where its probability is at least this
+    simplify: float = 0.0  # pixels
+    min_area: float = 0.0  # m²
+
+    @property
+    def outputs(self) -> list[Path]:
+        return [path for path in (self.out_raster, self.out) if path is not None]
+
+    def polygon_options(self):
+        from backend.raster.vectorize import PolygonOptions
+
+        return PolygonOptions(self.simplify, self.min_area, 0.0, None)
+
+    def _check_own(self) -> None:
+        if self.out is None and self.out_raster is None:
+            raise UserInputError("no output was asked for; give {out} MASK.gpkg and/or {out_raster} MASK.tif.",
+                                 "out", "out_raster")
+        if not 0.0 < self.mask_threshold < 1.0:
+            raise UserInputError(f"{{mask_threshold}} {self.mask_threshold} must be between 0 and 1 (0.5 is usual).",
+                                 "mask_threshold")
+        for name in ("simplify", "min_area"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise UserInputError(f"{{{name}}} {value} must be 0 or a positive number.", name)
+        if self.out is not None and same_file(self.out, self.out_raster or Path("")):
+            raise UserInputError(f"{{out}} and {{out_raster}} are the same file {self.out}; give each its own name.",
+                                 "out", "out_raster")
+        inputs = [self.raster, *(Path(value).expanduser() for value in (self.aoi, self.checkpoint)
+                                 if value is not None and is_file(value))]
+        for name, suffixes in (("out", VECTOR_SUFFIXES), ("out_raster", RASTER_SUFFIXES)):
+            path = getattr(self, name)
+            if path is None:
+                continue
+            if path.suffix.lower() not in suffixes:
+                raise UserInputError(f"{{{name}}} {path} must end in {', '.join(suffixes)}; rename it.", name)
+            check_output(name, path, inputs, self.overwrite)
+
+
+@dataclass(frozen=True)
+class AskJob(DescribeJob):
+    """Answer ``prompt`` about the area in text (caption, question answering, referring classification)."""
+
+    kind: ClassVar[str] = "ask"
+
+    max_new_tokens: int = 256
+
+    def _check_own(self) -> None:
+        if not 1 <= self.max_new_tokens <= 4096:
+            raise UserInputError(f"{{max_new_tokens}} {self.max_new_tokens} must be from 1 to 4096.", "max_new_tokens")
+
+
 @contextlib.contextmanager
 def renamed_field(old: str, new: str) -> Iterator[None]:
     """Errors raised inside about job field ``old`` are about ``new`` (the raster reader's sentences name 'raster')."""
@@ -550,4 +672,5 @@ def renamed_field(old: str, new: str) -> Iterator[None]:
         raise
 
 
-JOB_KINDS: dict[str, type] = {job.kind: job for job in (SegmentJob, DownloadWeightsJob, ClassifyJob, RetrieveJob)}
+JOB_KINDS: dict[str, type] = {job.kind: job for job in (SegmentJob, DownloadWeightsJob, ClassifyJob, RetrieveJob,
+                                                         ReferJob, AskJob)}

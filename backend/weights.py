@@ -36,11 +36,14 @@ class WeightSpec:
     url: str | None = None
     sha256: str | None = None  # of the cached file (for an archive: of the member taken out of it)
     archive_member: str | None = None  # the download is a zip archive; this member of it is the weights file
+    repo_files: tuple[str, ...] = ()  # a model folder: these files of hf_repo (and the shards an index names)
+    optional_files: tuple[str, ...] = ()  # files of the folder that some revisions of the repository lack
 
     @property
     def source(self) -> str:
         if self.hf_repo:
-            where = f"Hugging Face Hub {self.hf_repo} / {self.hf_filename or self.filename}"
+            where = f"Hugging Face Hub {self.hf_repo}" + ("" if self.repo_files else
+                                                          f" / {self.hf_filename or self.filename}")
         else:
             where = self.url or "unknown"
         return f"{where} (member {self.archive_member} of the zip)" if self.archive_member else where
@@ -156,6 +159,46 @@ REGISTRY: dict[str, WeightSpec] = {spec.name: spec for spec in (
         )
         for arch, zipped, act in (("B-32", "B32", "GELU"), ("L-14", "L14", "QuickGELU"))
     ),
+    # GeoMag's base models (issue #10: the paper builds on LLaVA-v1.5-7B, SAM2 and BERT-base; no GeoMag weights are
+    # published, a GeoMag checkpoint from training/geomag names these). LLaVA-1.5 in the transformers layout that
+    # llava-hf publishes (three safetensors shards named by model.safetensors.index.json); its language model is
+    # Vicuna-7B v1.5, fine-tuned from Llama 2, hence the Llama 2 licence.
+    WeightSpec(
+        name="llava-1.5-7b",
+        filename="llava-1.5-7b-hf",
+        format="transformers model folder (LlavaForConditionalGeneration, safetensors shards, processor)",
+        description="LLaVA-1.5 7B (CLIP ViT-L/14-336 + Vicuna-7B v1.5): GeoMag's vision-language model",
+        license="Llama 2 Community License (Vicuna-7B v1.5 is fine-tuned from Llama 2)",
+        hf_repo="llava-hf/llava-1.5-7b-hf",
+        repo_files=("config.json", "preprocessor_config.json", "tokenizer_config.json", "tokenizer.json",
+                    "special_tokens_map.json", "model.safetensors.index.json"),
+        optional_files=("generation_config.json", "processor_config.json", "chat_template.json", "added_tokens.json",
+                        "tokenizer.model"),
+    ),
+    WeightSpec(
+        name="bert-base-uncased",
+        filename="bert-base-uncased",
+        format="transformers model folder (BertModel, safetensors, tokenizer)",
+        description="BERT-base uncased: GeoMag's query encoder for the task-granularity classifier (TMRA)",
+        license="Apache-2.0",
+        hf_repo="google-bert/bert-base-uncased",
+        repo_files=("config.json", "model.safetensors", "tokenizer_config.json", "vocab.txt"),
+        optional_files=("tokenizer.json",),
+    ),
+    # SAM 2.1 (facebookresearch/sam2 README: checkpoints on the hub as facebook/sam2.1-hiera-<size>, files
+    # sam2.1_hiera_<size>.pt holding {"model": state_dict}; configs ship in the sam2 package). Apache-2.0.
+    *(
+        WeightSpec(
+            name=f"sam2.1-hiera-{size}",
+            filename=f"sam2.1_hiera_{file_size}.pt",
+            format="SAM 2 checkpoint ({'model': state_dict}), config configs/sam2.1/sam2.1_hiera_" + short + ".yaml",
+            description=f"SAM 2.1 Hiera-{size} image encoder: GeoMag's frozen vision encoder for masks",
+            license="Apache-2.0",
+            hf_repo=f"facebook/sam2.1-hiera-{size}",
+        )
+        for size, file_size, short in (("tiny", "tiny", "t"), ("small", "small", "s"),
+                                       ("base-plus", "base_plus", "b+"), ("large", "large", "l"))
+    ),
 )}
 
 
@@ -198,7 +241,9 @@ def _offline() -> bool:
 
 
 def _missing_message(spec: WeightSpec, target: Path, reason: str) -> str:
-    if spec.archive_member:
+    if spec.repo_files:
+        how = f"download the model folder {spec.hf_repo} (e.g. with 'huggingface-cli download') to {target}"
+    elif spec.archive_member:
         how = f"download {spec.url or spec.hf_filename}, unzip it and put {spec.archive_member} at {target}"
     else:
         how = f"download {spec.filename} from {spec.source} and put it at {target}"
@@ -273,6 +318,8 @@ def download(name: str, endpoint: str | None = None, force: bool = False) -> Pat
     if problem:  # fail at once rather than through the hub client's retries
         raise WeightsUnavailable(_missing_message(spec, target, problem))
     target.parent.mkdir(parents=True, exist_ok=True)
+    if spec.repo_files:
+        return _download_folder(spec, target, source_url, force)
     partial = target.with_name(f".{target.name}.partial")
     fetched = target.with_name(f".{target.name}.zip.partial") if spec.archive_member else partial
     try:
@@ -301,12 +348,66 @@ def download(name: str, endpoint: str | None = None, force: bool = False) -> Pat
     return target
 
 
+def _download_folder(spec: WeightSpec, target: Path, endpoint: str, force: bool) -> Path:
+    """A model folder: ``repo_files``, the ones of ``optional_files`` the repository has, and the weight shards
+    its ``*.index.json`` names, into a staging folder renamed into place once all are there."""
+    import json
+
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.partial-"))
+    try:
+        def fetch(filename: str, required: bool = True) -> Path | None:
+            try:
+                return Path(hf_hub_download(spec.hf_repo, filename, local_dir=staging,
+                                            etag_timeout=NETWORK_TIMEOUT_S, endpoint=endpoint))
+            except EntryNotFoundError:
+                if required:
+                    raise
+                return None
+
+        fetched = [fetch(name) for name in spec.repo_files]
+        fetched += [path for path in (fetch(name, required=False) for name in spec.optional_files) if path]
+        for index in [path for path in fetched if path.name.endswith(".index.json")]:
+            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+            fetched += [fetch(shard) for shard in shards]
+        shutil.rmtree(staging / ".cache", ignore_errors=True)  # the hub client's bookkeeping
+        digests = "".join(f"{sha256_of(path)}  {path.relative_to(staging).as_posix()}\n"
+                          for path in sorted(fetched))
+        if force and target.exists():
+            shutil.rmtree(target)
+        staging.replace(target)
+    except Exception as error:  # network and hub errors all mean the same thing to the user
+        shutil.rmtree(staging, ignore_errors=True)
+        reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+        raise WeightsUnavailable(_missing_message(spec, target, reason)) from None
+    target.with_name(target.name + ".sha256").write_text(digests)
+    return target
+
+
+def _verify_folder(spec: WeightSpec, target: Path) -> tuple[bool, str]:
+    recorded = target.with_name(target.name + ".sha256")
+    if not recorded.exists():
+        return True, f"present ({sum(1 for _ in target.rglob('*'))} files; no sha256 recorded)"
+    for line in recorded.read_text().splitlines():
+        digest, relative = line.split("  ", 1)
+        path = target / relative
+        if not path.is_file():
+            return False, f"{relative} is missing from {target}: download '{spec.name}' again (--force)"
+        if sha256_of(path) != digest:
+            return False, f"{relative} has changed since the download: download '{spec.name}' again (--force)"
+    return True, f"ok, {len(recorded.read_text().splitlines())} files as downloaded"
+
+
 def verify(name: str) -> tuple[bool, str]:
     """Check a cached file against the registry's sha256, or the one recorded at download."""
     spec = spec_for(name)
     target = cached_path(name)
     if not target.exists():
         return False, f"missing: put {spec.filename} at {target}"
+    if spec.repo_files:
+        return _verify_folder(spec, target)
     digest = sha256_of(target)
     recorded = target.with_name(target.name + ".sha256")
     expected = spec.sha256 or (recorded.read_text().strip() if recorded.exists() else None)
@@ -328,6 +429,18 @@ def resolve_weights(name_or_path: str, download_missing: bool = True, field: str
             raise WeightsUnavailable(_missing_message(spec, target, "downloads are turned off"))
         return download(name_or_path)
     return check_reference(name_or_path, field)
+
+
+def resolve_model_folder(name_or_path: str, download_missing: bool = True, field: str = "weights") -> Path:
+    """A model folder (or file) for a registry name (downloading it once), a local path, or an error naming
+    ``field``."""
+    if name_or_path in REGISTRY:
+        return resolve_weights(name_or_path, download_missing, field)
+    path = Path(name_or_path).expanduser()
+    if not path.exists():
+        raise UserInputError(f"{{{field}}} {name_or_path!r} is neither a local model folder or file nor a registry "
+                             "name; give a path, or a name from 'rsov weights list'.", field)
+    return path
 
 
 def check_reference(name_or_path: str, field: str = "weights") -> Path | None:

@@ -72,7 +72,8 @@ class ClipSegmentor:
                         self.config.prob_threshold, self.config.background_index)
 
 
-def _file_identity(path: Path) -> str:
+def file_identity(path: Path) -> str:
+    """What changes when a weights file is replaced: its resolved path, size and modification time."""
     stat = path.stat()
     return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
 
@@ -89,7 +90,7 @@ def _load_weights(clip_path: Path, upsampler_path: Path | None, quick_gelu: bool
                              "{no_upsampler}.", "upsampler_weights", "no_upsampler")
     clip = clip.to(device)
     upsampler = upsampler.to(device) if upsampler is not None else None
-    return LoadedWeights(clip, arch, upsampler, device, f"{_file_identity(clip_path)}|quickgelu={quick_gelu}")
+    return LoadedWeights(clip, arch, upsampler, device, f"{file_identity(clip_path)}|quickgelu={quick_gelu}")
 
 
 def load_segmentor(config: SegmentorConfig, cache: ModelCache | None = None) -> ClipSegmentor:
@@ -100,7 +101,7 @@ def load_segmentor(config: SegmentorConfig, cache: ModelCache | None = None) -> 
     clip_path = resolve_weights(config.clip_weights, config.download, field="clip_weights")
     upsampler_path = (resolve_weights(config.upsampler_weights, config.download, field="upsampler_weights")
                       if config.upsampler_weights else None)
-    key = ("clip", _file_identity(clip_path), upsampler_path and _file_identity(upsampler_path),
+    key = ("clip", file_identity(clip_path), upsampler_path and file_identity(upsampler_path),
            config.quick_gelu, str(device))
     label = {"clip_weights": str(clip_path), "upsampler_weights": upsampler_path and str(upsampler_path),
              "activation": "quickgelu" if config.quick_gelu else "gelu", "device": str(device)}

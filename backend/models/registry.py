@@ -146,6 +146,15 @@ class SegmentorConfig:
     download: bool = True
 
 
+def check_device_options(device: str, precision: str) -> None:
+    """``device`` and ``precision`` as a job gives them, checked without touching a device."""
+    _choice("precision", precision, PRECISIONS)
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device or ""):
+        raise UserInputError(f"{{device}} {device!r} is not a device; use auto, cpu, cuda or cuda:N.", "device")
+    if precision == "fp16" and device == "cpu":
+        raise UserInputError("{precision} fp16 is not supported on the CPU; use fp32 or bf16.", "precision")
+
+
 def _choice(field: str, value: str | None, choices: tuple[str, ...]) -> None:
     if value is not None and value not in choices:
         raise UserInputError(f"{{{field}}} {value!r} is not one of {', '.join(choices)}.", field)
@@ -172,11 +181,7 @@ def resolve_config(model: str = "segearth-ov", dataset_preset: str | None = None
     dataset = find_dataset_preset(dataset_preset) if dataset_preset else None
     _choice("attention", attention, ATTENTION_MODES)
     _choice("activation", activation, ACTIVATIONS)
-    _choice("precision", precision, PRECISIONS)
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device or ""):
-        raise UserInputError(f"{{device}} {device!r} is not a device; use auto, cpu, cuda or cuda:N.", "device")
-    if precision == "fp16" and device == "cpu":
-        raise UserInputError("{precision} fp16 is not supported on the CPU; use fp32 or bf16.", "precision")
+    check_device_options(device, precision)
     _at_least("attention_blocks", attention_blocks, 1, "block")
     _at_least("window", window, 1, "pixel")
     _at_least("stride", stride, 1, "pixel")

@@ -29,8 +29,9 @@ from backend.errors import UserInputError
 from backend.models.cache import ModelCache
 from backend.raster.files import remove_debris
 from backend.server.paths import PathPolicy
-from backend.server.schemas import (ClassifyJobResult, DatasetPresetInfo, DownloadWeightsResult, ErrorBody, Health,
-                                    JobRequest, JobResult, JobStatus, ModelInfo, RetrieveJobResult, Submitted, Upload)
+from backend.server.schemas import (AskJobResult, ClassifyJobResult, DatasetPresetInfo, DownloadWeightsResult,
+                                    ErrorBody, Health, JobRequest, JobResult, JobStatus, ModelInfo, ReferJobResult,
+                                    RetrieveJobResult, Submitted, Upload)
 from backend.server.settings import ServiceSettings
 from backend.server.store import JobRecord, JobStore
 from backend.server.uploads import receive_upload, remove_partial_uploads, upload_folder
@@ -216,14 +217,16 @@ def _add_routes(api: APIRouter, service: Service) -> None:
         return EventSourceResponse(stream())
 
     @api.get("/jobs/{job_id}/result",
-             response_model=Union[JobResult, DownloadWeightsResult, ClassifyJobResult, RetrieveJobResult],
+             response_model=Union[JobResult, DownloadWeightsResult, ClassifyJobResult, RetrieveJobResult,
+                                  ReferJobResult, AskJobResult],
              responses=_errors(404, 409),
              summary="what a finished job wrote: files, per-class pixels and areas, polygons; or its rows")
     def result(job_id: str, max_polygons: int = Query(settings.max_polygons, ge=0, le=10**6,
                                                       description="send the polygons inline up to this many"),
                max_rows: int = Query(MAX_STORED_ROWS, ge=0, le=MAX_STORED_ROWS,
                                      description="classify: send the file's first rows up to this many")
-               ) -> Union[JobResult, DownloadWeightsResult, ClassifyJobResult, RetrieveJobResult]:
+               ) -> Union[JobResult, DownloadWeightsResult, ClassifyJobResult, RetrieveJobResult, ReferJobResult,
+                          AskJobResult]:
         record = service.record(job_id)
         if record.state != "done":
             raise HTTPException(409, f"job {job_id} is {record.state}; its result exists once its state is done.")
@@ -232,6 +235,8 @@ def _add_routes(api: APIRouter, service: Service) -> None:
             return DownloadWeightsResult(id=record.id, kind=record.kind, **stored)
         if record.kind == "retrieve":
             return RetrieveJobResult(id=record.id, kind=record.kind, **stored)
+        if record.kind == "ask":
+            return AskJobResult(id=record.id, kind=record.kind, **stored)
         if record.kind == "classify":
             rows = stored.pop("rows")[:max_rows]
             return ClassifyJobResult(id=record.id, kind=record.kind, rows=rows,
@@ -243,7 +248,8 @@ def _add_routes(api: APIRouter, service: Service) -> None:
                 omitted = True
             elif Path(polygon_file).exists():
                 polygons = _geojson(Path(polygon_file))
-        return JobResult(id=record.id, kind=record.kind, polygons=polygons, polygons_omitted=omitted, **stored)
+        model = ReferJobResult if record.kind == "refer" else JobResult
+        return model(id=record.id, kind=record.kind, polygons=polygons, polygons_omitted=omitted, **stored)
 
     @api.post("/uploads", status_code=201, response_model=Upload, responses=_errors(413, 422, 507),
               summary="store a GeoTIFF sent as the request body on the service's disk",

@@ -10,7 +10,7 @@ import dataclasses
 from pathlib import Path
 
 from backend.errors import UserInputError
-from backend.jobs import OUTPUT_FIELDS, ClassifyJob, RetrieveJob, SegmentJob
+from backend.jobs import OUTPUT_FIELDS, ClassifyJob, DescribeJob, RetrieveJob, SegmentJob
 from backend.raster.aoi import is_file
 from backend.weights import REGISTRY
 
@@ -32,6 +32,8 @@ class PathPolicy:
         """``job`` with every path absolute and resolved; UserInputError for a path it may not use."""
         if isinstance(job, (ClassifyJob, RetrieveJob)):
             return self._admit_clip_job(job)
+        if isinstance(job, DescribeJob):
+            return self._admit_describe_job(job)
         if not isinstance(job, SegmentJob):
             return job  # no paths: a download writes only into the service's weights cache
         changes: dict[str, object] = {"raster": _resolved("raster", job.raster)}
@@ -44,6 +46,20 @@ class PathPolicy:
         roots = self.roots_for(changes["raster"])
         for name in OUTPUT_FIELDS:
             path = getattr(job, name)
+            if path is not None:
+                changes[name] = self._output(name, path, roots)
+        return dataclasses.replace(job, **changes)
+
+    def _admit_describe_job(self, job):
+        """A refer or ask job: its raster, AOI file, checkpoint and (refer) outputs."""
+        changes: dict[str, object] = {"raster": _resolved("raster", job.raster)}
+        if job.aoi is not None and is_file(job.aoi):
+            changes["aoi"] = str(_resolved("aoi", Path(job.aoi)))
+        if job.checkpoint not in REGISTRY:
+            changes["checkpoint"] = str(_resolved("checkpoint", Path(job.checkpoint)))
+        roots = self.roots_for(changes["raster"])
+        for name in ("out", "out_raster"):
+            path = getattr(job, name, None)
             if path is not None:
                 changes[name] = self._output(name, path, roots)
         return dataclasses.replace(job, **changes)

@@ -146,8 +146,53 @@ class RetrieveRequest(_ClipRequest):
     top: int = Field(10, description="how many ranks to keep")
 
 
+class _DescribeRequest(BaseModel):
+    """What refer and ask requests share (``jobs.DescribeJob``'s fields)."""
+
+    raster: str = Field(description="absolute path of the raster on the service's machine, or a path returned by "
+                                    "POST /v1/uploads")
+    prompt: str = Field(description="the sentence about the area, e.g. 'the small boat beside the second pier'")
+    checkpoint: str = Field(description="absolute path of a GeoMag checkpoint file (training/geomag writes one)")
+    no_magcrop: bool = Field(False, description="read the whole area at the model's input size: no task routing, "
+                                                "no prompt-guided crops")
+    bands: Union[list[int], str, None] = Field(None, description="1-based bands as R,G,B, e.g. [4, 3, 2]")
+    stretch: Union[list[float], str, None] = Field(None, description="[MIN, MAX] for all bands or per band")
+    aoi: str | None = Field(None, description="XMIN,YMIN,XMAX,YMAX, WKT, or an absolute path of a vector file "
+                                              "(default: the whole raster)")
+    aoi_layer: str | None = Field(None, description="layer of a multi-layer AOI file")
+    aoi_crs: str | None = Field(None, description="CRS of the AOI coordinates (default: the raster's)")
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
+    precision: str = Field("auto", description="auto, fp32, fp16 or bf16 (auto: fp32 on CPU, bf16/fp16 on GPU)")
+    offline: bool = Field(False, description="never download base models")
+
+
+class ReferRequest(_DescribeRequest):
+    """``rsov refer``'s options as JSON: the mask of what the prompt describes (GeoMag)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, title="ReferJob")
+
+    kind: Literal["refer"] = Field(description="the job kind")
+    out: str | None = Field(None, description="polygons to write (prompt, score, area_m2): .gpkg, .shp, .geojson "
+                                              "or .fgb")
+    out_raster: str | None = Field(None, description="GeoTIFF to write: band 1 mask (1 target, 0 not, 255 outside "
+                                                     "the area), band 2 probability in percent")
+    overwrite: bool = Field(False, description="replace existing outputs")
+    mask_threshold: float = Field(0.5, description="probability from which a pixel is the target")
+    simplify: float = Field(0.0, description="simplify polygon edges by this many pixels")
+    min_area: float = Field(0.0, description="drop polygons smaller than this, m²")
+
+
+class AskRequest(_DescribeRequest):
+    """``rsov ask``'s options as JSON: an answer in text about the area (GeoMag)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, title="AskJob")
+
+    kind: Literal["ask"] = Field(description="the job kind")
+    max_new_tokens: int = Field(256, description="longest answer in tokens")
+
+
 JOB_REQUESTS = {"segment": SegmentRequest, "download_weights": DownloadWeightsRequest, "classify": ClassifyRequest,
-                "retrieve": RetrieveRequest}
+                "retrieve": RetrieveRequest, "refer": ReferRequest, "ask": AskRequest}
 JobRequest = Annotated[Union[tuple(JOB_REQUESTS.values())], Field(discriminator="kind")]  # type: ignore[valid-type]
 
 
@@ -164,8 +209,9 @@ class Submitted(BaseModel):
 
 class Progress(BaseModel):
     stage: str = Field(description=f"queued, then {', '.join(STAGES)} (a segment job), downloading, "
-                                   f"{', '.join(CLASSIFY_STAGES)} (classify) or {', '.join(RETRIEVE_STAGES)} "
-                                   "(retrieve)")
+                                   f"{', '.join(CLASSIFY_STAGES)} (classify), {', '.join(RETRIEVE_STAGES)} "
+                                   "(retrieve), loading model, segmenting, writing (refer) or loading model, "
+                                   "answering (ask)")
     done_mp: float = Field(description="megapixels segmented (classify and retrieve: images or tiles done, see unit)")
     total_mp: float | None = Field(description="megapixels to segment (known once the job runs), or images or tiles")
     mp_per_s: float | None = Field(description="segmenting rate (classify and retrieve: images or tiles per second)")
@@ -263,6 +309,38 @@ class RetrieveJobResult(_TableResult):
     rows: list[dict] = Field(description="the top ranks, best first: rank, file, score (images); rank, text, score, "
                                          "probability (texts); score is the cosine similarity, probability "
                                          "softmax(logit_scale x score) over the texts")
+
+
+class _DescribeResult(BaseModel):
+    """What refer and ask results share: MagCrop's decisions."""
+
+    id: str
+    prompt: str
+    granularity: Literal["image", "region", "pixel"] | None = Field(
+        description="the task granularity MagCrop's classifier chose (None without MagCrop)")
+    granularity_probabilities: dict[str, float] | None
+    focus_bounds: list[float] = Field(description="the innermost crop [xmin, ymin, xmax, ymax] in crs")
+    crops: list[list[float]] = Field(description="every crop MagCrop made, outermost first")
+    crs: str | None = Field(description="CRS of the bounds (None: pixel coordinates of a raster without CRS)")
+    seconds: float
+    device: str
+    notes: list[str] = Field([], description="how the raster was read and what MagCrop chose")
+
+
+class ReferJobResult(_DescribeResult):
+    kind: Literal["refer"]
+    files: list[OutputFile]
+    score: float = Field(description="the model's confidence in its mask, 0-1")
+    pixel_count: int = Field(description="mask pixels on the area's grid")
+    area_m2: float | None = Field(description="the mask's area (None without a CRS on the ground or without out)")
+    polygon_count: int | None
+    polygons: dict | None = Field(description="the polygons as GeoJSON in longitude/latitude, up to max_polygons")
+    polygons_omitted: bool
+
+
+class AskJobResult(_DescribeResult):
+    kind: Literal["ask"]
+    answer: str
 
 
 class DownloadWeightsResult(BaseModel):

@@ -197,6 +197,8 @@ def progress_unit(job) -> str:
     """What a job's progress counts."""
     if job.kind == "classify":
         return "tiles" if job.tile is not None else "images"
+    if job.kind in ("refer", "ask"):
+        return "queries"
     return "images" if job.kind == "retrieve" else "MP"
 
 
@@ -210,6 +212,8 @@ def result_record(job, result) -> dict:
         return {"name": result.name, "path": str(result.path), "bytes": result.bytes, "seconds": result.seconds}
     if isinstance(result, (ClassifyResult, RetrieveResult)):
         return _table_record(job, result)
+    if job.kind in ("refer", "ask"):
+        return _describe_record(job, result)
     files = []
     for role in ("out_raster", "out_probs", "out", "preview"):
         path = getattr(job, role)
@@ -237,6 +241,20 @@ def _table_record(job, result) -> dict:
                for name, words, count in zip(result.class_names, job.classes.synonyms, result.class_counts)]
     return {**common, "unit": result.unit, "classes": classes, "items": result.items, "crs": result.crs,
             "row_count": len(result.rows)}
+
+
+def _describe_record(job, result) -> dict:
+    """A refer or ask result: MagCrop's choices, and the mask's files and figures or the answer."""
+    common = {"prompt": result.prompt, "granularity": result.granularity,
+              "granularity_probabilities": result.granularity_probabilities,
+              "focus_bounds": list(result.focus_bounds), "crops": [list(box) for box in result.crops],
+              "crs": result.crs, "seconds": result.seconds, "device": result.device, "notes": result.notes}
+    if job.kind == "ask":
+        return {**common, "answer": result.answer}
+    files = [{"role": role, "path": str(path), "bytes": path.stat().st_size if path.exists() else None}
+             for role, path in (("out_raster", job.out_raster), ("out", job.out)) if path is not None]
+    return {**common, "files": files, "score": result.score, "pixel_count": result.pixel_count,
+            "area_m2": result.area_m2, "polygon_count": result.polygon_count}
 
 
 def _plain(row: dict) -> dict:

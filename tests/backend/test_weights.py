@@ -131,3 +131,37 @@ def test_a_skyclip_zip_in_other_folders_or_without_the_checkpoint(online, monkey
         weights.download(spec.name)
     assert "unzip it and put SkyCLIP_ViT_B32_top50pct/epoch_20.pt at" in str(caught.value)
     assert not list(weights.cached_path(spec.name).parent.iterdir())  # no partial file or archive left
+
+
+def test_a_model_folder_comes_with_the_shards_its_index_names(online):
+    repo = "llava-hf/llava-1.5-7b-hf"
+    files = {"config.json": b'{"model_type": "llava"}', "preprocessor_config.json": b"{}",
+             "tokenizer_config.json": b"{}", "tokenizer.json": b"{}", "special_tokens_map.json": b"{}",
+             "model.safetensors.index.json": b'{"weight_map": {"a": "model-00001-of-00002.safetensors", '
+                                             b'"b": "model-00002-of-00002.safetensors"}}',
+             "model-00001-of-00002.safetensors": b"shard one", "model-00002-of-00002.safetensors": b"shard two",
+             "chat_template.json": b"{}"}  # an optional file the repository has; the other optional ones it lacks
+    for name, body in files.items():
+        online.files[f"{repo}/{name}"] = body
+    folder = weights.download("llava-1.5-7b")
+    assert folder == weights.cached_path("llava-1.5-7b") and folder.is_dir()
+    assert {path.name for path in folder.iterdir()} == set(files)
+    assert (folder / "model-00002-of-00002.safetensors").read_bytes() == b"shard two"
+    assert not list(folder.parent.glob(".*partial*"))
+    assert weights.resolve_model_folder("llava-1.5-7b") == folder
+    assert weights.verify("llava-1.5-7b")[0]
+    (folder / "model-00001-of-00002.safetensors").write_bytes(b"changed")
+    ok, message = weights.verify("llava-1.5-7b")
+    assert not ok and "model-00001-of-00002.safetensors has changed" in message
+
+
+def test_a_model_folder_missing_a_shard_is_not_cached(online):
+    repo = "google-bert/bert-base-uncased"
+    for name in ("config.json", "tokenizer_config.json", "vocab.txt"):  # model.safetensors is missing
+        online.files[f"{repo}/{name}"] = b"{}"
+    with pytest.raises(WeightsUnavailable, match="bert-base-uncased.*could not be downloaded"):
+        weights.download("bert-base-uncased")
+    target = weights.cached_path("bert-base-uncased")
+    assert not target.exists() and not list(target.parent.glob(".*partial*"))
+    with pytest.raises(UserInputError, match="neither a local model folder"):
+        weights.resolve_model_folder("no/such/folder", field="vlm")

@@ -39,8 +39,11 @@ class FakeHub:
 
             def _respond(self, with_body: bool) -> None:
                 body = self._lookup()
-                if body is None:
-                    self.send_error(404)
+                if body is None:  # as the hub answers for a file its repository lacks
+                    self.send_response(404)
+                    self.send_header("X-Error-Code", "EntryNotFound")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                     return
                 self._headers(body)
                 if with_body:
