@@ -22,7 +22,7 @@ class AskResult:
     answer: str
     granularity: str | None  # TMRA's choice (None without MagCrop)
     granularity_probabilities: dict[str, float] | None
-    focusbounds_of: tuple[float, float, float, float]  # PSC's innermost crop, in the raster's CRS (or pixels)
+    focus_bounds: tuple[float, float, float, float]  # PSC's innermost crop, in the raster's CRS (or pixels)
     crops: list[tuple[float, float, float, float]]
     seconds: float
     device: str

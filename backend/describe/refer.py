@@ -102,7 +102,7 @@ def refer(job: ReferJob, progress: Progress | None = None, should_stop: Callable
 def bounds_of(grid: Grid, box: Box) -> tuple[float, float, float, float]:
     from rasterio.windows import Window
 
-    return tuple(round(v, 6) for v in grid.windowbounds_of(Window(box.x0, box.y0, box.width, box.height)))
+    return tuple(round(v, 6) for v in grid.window_bounds(Window(box.x0, box.y0, box.width, box.height)))
 
 
 def magcrop_note(focus, grid: Grid) -> str:

@@ -99,18 +99,27 @@ class GeoMagPipeline:
 
 def load_pipeline(checkpoint: Path, device: torch.device, dtype: torch.dtype, download: bool = True
                   ) -> GeoMagPipeline:
-    """The checkpoint's GeoMag on ``device`` and, when it carries TMRA's classifier, its MagCrop."""
-    from backend.models.geomag.checkpoint import load_checkpoint
+    """The checkpoint's GeoMag on ``device`` and, when it carries TMRA's classifier, its MagCrop.
 
-    model, tmra_state, config = load_checkpoint(checkpoint, device=device, dtype=dtype, download=download)
+    The base models the checkpoint names (registry names or local paths) are resolved first:
+    downloaded once into the weights cache, or (``download`` False) an error naming the file.
+    """
+    from transformers.utils import logging as transformers_logging
+
+    from backend.models.geomag.checkpoint import load_checkpoint, read_checkpoint
+    from backend.weights import resolve_model_folder
+
+    transformers_logging.disable_progress_bar()  # its per-shard bars are not the user's progress
+    config, _ = read_checkpoint(checkpoint)
+    bases = {name: str(resolve_model_folder(value, download, "checkpoint"))
+             for name, value in (("vlm", config.vlm), ("bert", config.bert), ("sam2_weights", config.sam2_weights))
+             if value is not None}
+    model, tmra_state, config = load_checkpoint(checkpoint, device=device, dtype=dtype, base_overrides=bases)
     magcrop = None
     if tmra_state is not None:
         from backend.models.geomag.magcrop import MagCrop
         from backend.models.geomag.tmra import GranularityClassifier, QueryEncoder, TaskGranularity
-        from backend.weights import resolve_model_folder
 
-        encoder = QueryEncoder(str(resolve_model_folder(config.bert, download, "checkpoint")))
-        classifier = GranularityClassifier(encoder.hidden_size)
-        classifier.load_state_dict(tmra_state)
-        magcrop = MagCrop(TaskGranularity(encoder, classifier), model)
+        encoder = QueryEncoder(config.bert, device=device)
+        magcrop = MagCrop(TaskGranularity(encoder, GranularityClassifier.from_state_dict(tmra_state)), model)
     return GeoMagPipeline(model, magcrop, device, checkpoint)
