@@ -1,4 +1,4 @@
-"""The dock: backend, layer, area, classes, model, options; Run, Cancel, Export.
+"""The dock: backend, layer, area, classes and model or a described target, options; Run, Cancel, Export.
 
 Everything slow (connecting, downloading weights, rendering, segmenting) runs in a QgsTask;
 the dock only reads widgets, builds a ``RunPlan`` and shows what comes back. Errors are one
@@ -27,10 +27,13 @@ from rs_openvocab.translation import tr
 from rs_openvocab.layer_info import file_path, suggested_modality
 from rs_openvocab.map_tools import PolygonTool, RectangleTool
 from rs_openvocab.rendering import RenderError, render_size
-from rs_openvocab.results import EXPORT_FORMATS, ResultError, add_result, write_vector
-from rs_openvocab.runs import CallTask, Rendering, RunOutcome, RunPlan, SegmentTask, imagery_options, layer_input
+from rs_openvocab.results import (EXPORT_FORMATS, ResultError, add_describe_result, add_result, short_prompt,
+                                  write_vector)
+from rs_openvocab.runs import (CallTask, DescribePlan, Rendering, RunOutcome, RunPlan, SegmentTask, imagery_options,
+                               layer_input)
 
 LOG_TAG = "rs-openvocab"
+SEGMENT, REFER = "segment", "refer"  # the dock's modes: name the classes, describe the target
 
 
 def log(text: str, level=Qgis.Info) -> None:
@@ -115,27 +118,48 @@ class SegmentDock(QgsDockWidget):
         column.addLayout(form)
 
         form = QFormLayout()
+        self.job = QComboBox()
+        self.job.addItem(tr("Name the classes"), SEGMENT)
+        self.job.addItem(tr("Describe the target"), REFER)
+        self.job.setToolTip(tr("Name the classes: every pixel gets one of the classes you list. Describe the "
+                               "target: a sentence about one thing in the area, and a GeoMag model finds its mask."))
+        form.addRow(tr("Find"), self.job)
+        self.segment_rows: list[QWidget] = []  # shown when naming the classes
+        self.describe_rows: list[QWidget] = []  # shown when describing the target
         self.classes = QPlainTextEdit()
         self.classes.setPlaceholderText(tr("One class per line, synonyms by commas:\nbuilding,roof,house\nroad\n"
                                            "water"))
         self.classes.setMaximumHeight(110)
         self.recent = QComboBox()
         self.dataset = QComboBox()
-        form.addRow(tr("Classes"), self.classes)
-        form.addRow(tr("Recent"), self.recent)
-        form.addRow(tr("Dataset preset"), self.dataset)
+        self._row(form, self.segment_rows, tr("Classes"), self.classes)
+        self._row(form, self.segment_rows, tr("Recent"), self.recent)
+        self._row(form, self.segment_rows, tr("Dataset preset"), self.dataset)
+        self.sentence = QLineEdit()
+        self.sentence.setPlaceholderText(tr("the small boat beside the second pier"))
+        self.sentence.setToolTip(tr("One sentence in English about the target in the area; its mask is added as a "
+                                    "layer named after it."))
+        self.checkpoint = QgsFileWidget()
+        self.checkpoint.setStorageMode(QgsFileWidget.GetFile)
+        self.checkpoint.setFilter(tr("GeoMag checkpoint (*.safetensors)") + ";;" + tr("All files (*)"))
+        self.checkpoint.setToolTip(tr("A GeoMag checkpoint file (training/geomag writes one), as a path the backend "
+                                      "can read; its base models come through the backend's weights cache."))
+        self._row(form, self.describe_rows, tr("Target"), self.sentence)
+        self._row(form, self.describe_rows, tr("GeoMag checkpoint"), self.checkpoint)
         self.modality = QComboBox()
         self.modality.addItem(tr("Optical"), "optical")
         self.modality.addItem(tr("SAR"), "sar")
         self.modality_hint = QLabel()
-        form.addRow(tr("Imagery"), self.modality)
-        form.addRow(self.modality_hint)
+        self._row(form, self.segment_rows, tr("Imagery"), self.modality)
+        self._row(form, self.segment_rows, None, self.modality_hint)
         self.model = QComboBox()
         self.download_button = QPushButton(tr("Download weights"))
-        model_row = QHBoxLayout()
-        model_row.addWidget(self.model, 1)
-        model_row.addWidget(self.download_button)
-        form.addRow(tr("Model"), model_row)
+        model_row = QWidget()
+        model_layout = QHBoxLayout(model_row)
+        model_layout.setContentsMargins(0, 0, 0, 0)
+        model_layout.addWidget(self.model, 1)
+        model_layout.addWidget(self.download_button)
+        self._row(form, self.segment_rows, tr("Model"), model_row)
         column.addLayout(form)
 
         self.advanced = QgsCollapsibleGroupBox(tr("Advanced"))
@@ -155,12 +179,19 @@ class SegmentDock(QgsDockWidget):
         self.speckle.setToolTip(tr("SAR only: filters speckle before the dB conversion (7 × 7 window)"))
         self.speckle.setEnabled(False)
         self.class_raster = QCheckBox(tr("Also add the class raster"))
-        for label, widget in ((tr("Window"), self.window), (tr("Stride"), self.stride),
-                              (tr("Probability threshold"), self.threshold), (tr("Resample to GSD"), self.gsd),
-                              (tr("Simplify"), self.simplify), (tr("Minimum area"), self.min_area),
-                              (tr("Fill holes below"), self.fill_holes), (tr("Speckle filter"), self.speckle)):
-            form.addRow(label, widget)
+        self.no_magcrop = QCheckBox(tr("Read the whole area at once (no MagCrop)"))
+        self.no_magcrop.setToolTip(tr("MagCrop lets the model choose a part of the area and read it again at full "
+                                      "resolution; without it the area is read once at the model's input size."))
+        for label, widget, rows in (
+                (tr("Window"), self.window, self.segment_rows), (tr("Stride"), self.stride, self.segment_rows),
+                (tr("Probability threshold"), self.threshold, None),
+                (tr("Resample to GSD"), self.gsd, self.segment_rows), (tr("Simplify"), self.simplify, None),
+                (tr("Minimum area"), self.min_area, None),
+                (tr("Fill holes below"), self.fill_holes, self.segment_rows),
+                (tr("Speckle filter"), self.speckle, self.segment_rows)):
+            self._row(form, rows, label, widget)
         form.addRow(self.class_raster)
+        self._row(form, self.describe_rows, None, self.no_magcrop)
         column.addWidget(self.advanced)
 
         form = QFormLayout()
@@ -187,6 +218,7 @@ class SegmentDock(QgsDockWidget):
         self.setWidget(scroll)
 
         self.mode.currentIndexChanged.connect(self._mode_changed)
+        self.job.currentIndexChanged.connect(self._job_changed)
         self.connect_button.clicked.connect(self.connect_backend)
         self.layer.layerChanged.connect(self._layer_changed)
         self.area.currentIndexChanged.connect(self._area_changed)
@@ -207,6 +239,17 @@ class SegmentDock(QgsDockWidget):
         self.export_button.clicked.connect(self.export)
         self.canvas.extentsChanged.connect(self._extent_changed)
         self._set_running(False)
+
+    @staticmethod
+    def _row(form: QFormLayout, rows: list[QWidget] | None, label: str | None, widget: QWidget) -> None:
+        """A row of ``form``; its label and widget are listed in ``rows`` (shown in one mode only) if given."""
+        title = QLabel(label) if label is not None else None
+        if title is not None:
+            form.addRow(title, widget)
+        else:
+            form.addRow(widget)
+        if rows is not None:
+            rows.extend(w for w in (title, widget) if w is not None)
 
     def _spin(self, low: int, high: int, special: str) -> QgsSpinBox:
         box = QgsSpinBox()
@@ -231,8 +274,11 @@ class SegmentDock(QgsDockWidget):
         self.url.setText(settings.backend_url())
         self.token.setText(settings.backend_token())
         self.render_gsd.setValue(settings.value("render_gsd", 1.0, float))
+        self.checkpoint.setFilePath(settings.geomag_checkpoint())
         self._fill_recent()
         self._mode_changed()
+        self.job.setCurrentIndex(max(0, self.job.findData(settings.run_kind())))
+        self._job_changed()
 
     def _save_backend_settings(self) -> None:
         settings.set_value("backend/mode", self.mode.currentData())
@@ -252,6 +298,21 @@ class SegmentDock(QgsDockWidget):
         self.python.setEnabled(python)
         self.url.setEnabled(not python)
         self.token.setEnabled(not python)
+
+    # -- what to find -------------------------------------------------------------------------
+    def describing(self) -> bool:
+        """True in "Describe the target" mode (a refer run), False when naming the classes (a segment run)."""
+        return self.job.currentData() == REFER
+
+    def _job_changed(self, *_) -> None:
+        describing = self.describing()
+        for widget in self.segment_rows:
+            widget.setVisible(not describing)
+        for widget in self.describe_rows:
+            widget.setVisible(describing)
+        self.class_raster.setText(tr("Also add the mask raster") if describing else tr("Also add the class raster"))
+        self.threshold.setSpecialValueText(tr("default (0.5)") if describing else tr("preset"))
+        self.update_estimate()
 
     def connect_backend(self) -> None:
         """Connect (starting the service if so set) in a task; the models and presets come with it."""
@@ -394,14 +455,18 @@ class SegmentDock(QgsDockWidget):
         if layer is None:
             self.size_label.setText(tr("Add a raster layer to the project."))
             return
+        describing = self.describing()
         try:
             plan_area, rendering = self._area_for(layer, clone=False)
             if rendering is not None:
                 width, height = render_size(rendering.extent, rendering.gsd)
             else:
-                width, height = pixel_size(layer, plan_area, self.gsd.value() or None)
+                width, height = pixel_size(layer, plan_area, None if describing else self.gsd.value() or None)
         except (AreaError, RenderError, ValueError, OverflowError, QgsCsException) as error:
             self.size_label.setText(str(error) or tr("The area cannot be transformed into the layer's CRS."))
+            return
+        if describing:  # the model reads the area at its own input size (and MagCrop's crops): no rate applies
+            self.size_label.setText(tr("{0} × {1} px ({2:.2f} MP)").format(width, height, width * height / 1e6))
             return
         device = self.backend.health.get("device", "cpu") if self.backend else "cpu"
         self.size_label.setText(estimate_text(width, height, *settings.megapixels_per_second(device)))
@@ -433,11 +498,38 @@ class SegmentDock(QgsDockWidget):
         safe = re.sub(r"[^\w.-]+", "_", layer_name).strip("_") or "layer"
         return Path(home) / "rs-openvocab" / f"{safe}_{stamp}.gpkg"
 
+    def described_target(self) -> tuple[str, str]:
+        """The sentence (on one line) and the GeoMag checkpoint; AreaError with one sentence if either is missing."""
+        prompt = " ".join(self.sentence.text().split())
+        if not prompt:
+            raise AreaError(tr("Describe the target in a sentence (in English), e.g. “the small boat beside the "
+                               "second pier”."))
+        checkpoint = self.checkpoint.filePath().strip()
+        if not checkpoint:
+            raise AreaError(tr("Choose a GeoMag checkpoint file (training/geomag writes one)."))
+        local = self.backend is None or self.backend.client.is_local  # a remote backend reads its own disk
+        if local and not Path(checkpoint).is_file():
+            raise AreaError(tr("The GeoMag checkpoint {0} is not a file; choose it again.").format(checkpoint))
+        return prompt, checkpoint
+
+    def _output_for(self, name: str) -> tuple[Path, dict]:
+        """The polygons' file (the one chosen, else a new one named after ``name``) and the request options
+        that follow from it."""
+        output = Path(self.output.filePath()) if self.output.filePath() else self.default_output(name)
+        if output.suffix.lower() != ".gpkg":
+            output = output.with_suffix(".gpkg")
+        options = {}
+        if output.exists():
+            options["overwrite"] = True  # the user chose the file in a save dialog that asked
+        return output, options
+
     def plan(self) -> RunPlan:
         """The run the widgets describe; AreaError/ValueError with one sentence if something is missing."""
         layer = self.layer.currentLayer()
         if layer is None:
             raise AreaError(tr("Choose a raster layer."))
+        if self.describing():
+            return self._describe_plan(layer)
         classes = self.class_lines()
         if not classes:
             raise AreaError(tr("Type at least one class, one per line (synonyms by commas)."))
@@ -445,10 +537,8 @@ class SegmentDock(QgsDockWidget):
         if model is None:
             raise AreaError(tr("Connect to the backend and choose a model."))
         area, rendering = self._area_for(layer)
-        output = Path(self.output.filePath()) if self.output.filePath() else self.default_output(layer.name())
-        if output.suffix.lower() != ".gpkg":
-            output = output.with_suffix(".gpkg")
-        options = {"model": model["name"]}
+        output, options = self._output_for(layer.name())
+        options["model"] = model["name"]
         dataset = self.dataset.currentData()
         if dataset:
             options["dataset_preset"] = dataset["name"]
@@ -459,10 +549,24 @@ class SegmentDock(QgsDockWidget):
         if self.gsd.value() > 0 and rendering is None:
             options["gsd"] = self.gsd.value()
         options.update(imagery_options(self.modality.currentData(), self.speckle.currentData(), rendering is not None))
-        if output.exists():
-            options["overwrite"] = True  # the user chose the file in a save dialog that asked
         class_raster = output.with_name(output.stem + "_classes.tif") if self.class_raster.isChecked() else None
         return RunPlan(layer.name(), file_path(layer), area, classes, output, class_raster, options, rendering)
+
+    def _describe_plan(self, layer: QgsRasterLayer) -> DescribePlan:
+        """A refer run: the same layer, area and outputs as a segment run, a sentence and a checkpoint for the
+        classes and the model."""
+        prompt, checkpoint = self.described_target()
+        area, rendering = self._area_for(layer)
+        output, options = self._output_for(f"{layer.name()}_{short_prompt(prompt, 40)}")
+        for field, box in (("mask_threshold", self.threshold), ("simplify", self.simplify),
+                           ("min_area", self.min_area)):
+            if box.value() > box.minimum():
+                options[field] = box.value()
+        if self.no_magcrop.isChecked():
+            options["no_magcrop"] = True
+        mask = output.with_name(output.stem + "_mask.tif") if self.class_raster.isChecked() else None
+        return DescribePlan(layer.name(), file_path(layer), area, [], output, mask, options, rendering,
+                            prompt=prompt, checkpoint=checkpoint)
 
     def run(self) -> None:
         if self.task is not None:
@@ -477,9 +581,13 @@ class SegmentDock(QgsDockWidget):
             self.iface.messageBar().pushMessage(
                 LOG_TAG, str(error) or tr("The area cannot be transformed into the layer's CRS."), Qgis.Warning, 8)
             return
-        settings.remember_prompts("\n".join(plan.classes))
         settings.set_value("render_gsd", self.render_gsd.value())
-        self._fill_recent()
+        settings.set_value("run/kind", plan.kind)
+        if isinstance(plan, DescribePlan):
+            settings.set_value("geomag/checkpoint", plan.checkpoint)
+        else:
+            settings.remember_prompts("\n".join(plan.classes))
+            self._fill_recent()
         request = plan.request("…", str(plan.output), None)
         request["aoi"] = request.get("aoi", "")[:200]  # a detailed polygon would flood the log
         log(tr("Running on {0}: {1}").format(plan.layer_name, request))
@@ -507,6 +615,9 @@ class SegmentDock(QgsDockWidget):
         result = outcome.result
         for note in result.get("notes", []):
             log(note)
+        if isinstance(outcome.plan, DescribePlan):
+            self._described(outcome.plan, result)
+            return
         device = result.get("device", "cpu")
         settings.remember_speed(device, result.get("mp_per_s") or 0)
         try:
@@ -519,6 +630,24 @@ class SegmentDock(QgsDockWidget):
             result.get("polygon_count") or 0, result["seconds"], result["mp_per_s"], outcome.plan.output),
             Qgis.Success, 8)
         self.update_estimate()
+
+    def _described(self, plan: DescribePlan, result: dict) -> None:
+        """A refer run's mask: the layer named after the sentence, and a line on what was found."""
+        try:
+            self.last_result_layers = add_describe_result(plan, result)
+        except ResultError as error:
+            self.report(BackendError(str(error)))
+            return
+        self.progress.setValue(100)
+        prompt, score, count = short_prompt(plan.prompt), result.get("score") or 0.0, result.get("polygon_count") or 0
+        if count == 0:
+            self.iface.messageBar().pushMessage(LOG_TAG, tr(
+                "The model found nothing that “{0}” describes in the area (score {1:.2f}); the layer is empty.").format(
+                prompt, score), Qgis.Warning, 8)
+            return
+        self.iface.messageBar().pushMessage(LOG_TAG, tr("“{0}”: {1} polygons, score {2:.2f}, in {3:.1f} s, saved to "
+                                                        "{4}").format(prompt, count, score, result.get("seconds") or 0,
+                                                                      plan.output), Qgis.Success, 8)
 
     def _set_running(self, running: bool) -> None:
         self.run_button.setEnabled(not running)

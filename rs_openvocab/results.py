@@ -1,4 +1,5 @@
-"""Result layers: polygons with a categorized style, the class raster with its palette, exports.
+"""Result layers: polygons with a categorized style, the class raster with its palette, exports;
+a described target's mask as one semi-transparent fill named after the sentence, and its mask raster.
 
 A class keeps its colour in every run and every project: the colour comes from the class
 name itself. The style is saved into the GeoPackage, so the file opens styled anywhere.
@@ -11,14 +12,15 @@ import zlib
 from pathlib import Path
 
 from qgis.core import (QgsCategorizedSymbolRenderer, QgsCoordinateReferenceSystem, QgsCoordinateTransform,
-                       QgsCoordinateTransformContext, QgsFillSymbol,
-                       QgsPalettedRasterRenderer, QgsProject, QgsRasterLayer, QgsRendererCategory,
-                       QgsVectorFileWriter, QgsVectorLayer)
+                       QgsCoordinateTransformContext, QgsFillSymbol, QgsPalettedRasterRenderer, QgsProject,
+                       QgsRasterLayer, QgsRendererCategory, QgsSingleSymbolRenderer, QgsVectorFileWriter,
+                       QgsVectorLayer)
 from qgis.PyQt.QtGui import QColor
 
 from rs_openvocab.translation import tr
 
 CLASS_FIELD = "class_name"
+TARGET_COLOR = QColor(255, 0, 200)  # a described target's fill (the backend's mask raster colours it so too)
 BACKGROUND_NAMES = ("background", "others", "other", "clutter")
 
 
@@ -29,6 +31,12 @@ class ResultError(RuntimeError):
 def class_name(line: str) -> str:
     """The name a class line gets in the outputs: its first synonym."""
     return line.split(",")[0].strip()
+
+
+def short_prompt(prompt: str, limit: int = 60) -> str:
+    """``prompt`` on one line, cut at ``limit`` characters (layer names, task titles)."""
+    text = " ".join(prompt.split())
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
 
 
 def class_color(name: str) -> QColor:
@@ -49,17 +57,54 @@ def categorized_renderer(names: list[str]) -> QgsCategorizedSymbolRenderer:
     return QgsCategorizedSymbolRenderer(CLASS_FIELD, categories)
 
 
-def polygon_layer(path: Path, names: list[str], title: str) -> QgsVectorLayer:
-    """The GeoPackage's polygons, styled by class; its style saved as the file's default."""
+def _opened_polygons(path: Path, title: str, fields: set[str]) -> QgsVectorLayer:
     layer = QgsVectorLayer(str(path), title, "ogr")
     if not layer.isValid():
         raise ResultError(tr("The backend wrote {0}, but QGIS cannot open it.").format(path))
-    missing = {"class_name", "score", "area_m2"} - set(layer.fields().names())
+    missing = fields - set(layer.fields().names())
     if missing:
         raise ResultError(tr("{0} lacks the fields {1}; is the backend's version the plugin's?").format(
             path, ", ".join(sorted(missing))))
+    return layer
+
+
+def polygon_layer(path: Path, names: list[str], title: str) -> QgsVectorLayer:
+    """The GeoPackage's polygons, styled by class; its style saved as the file's default."""
+    layer = _opened_polygons(path, title, {"class_name", "score", "area_m2"})
     layer.setRenderer(categorized_renderer(names))
     layer.saveStyleToDatabase(title, tr("rs-openvocab classes"), True, "")
+    return layer
+
+
+def target_symbol() -> QgsFillSymbol:
+    fill = QColor(TARGET_COLOR)
+    fill.setAlpha(110)
+    return QgsFillSymbol.createSimple({"color": ",".join(map(str, fill.getRgb())),
+                                       "outline_color": TARGET_COLOR.name(), "outline_width": "0.4"})
+
+
+def target_layer(path: Path, title: str) -> QgsVectorLayer:
+    """A refer run's polygons (prompt, score, area_m2): one semi-transparent fill, the prompt and score as each
+    feature's display name; the style saved as the file's default."""
+    layer = _opened_polygons(path, title, {"prompt", "score", "area_m2"})
+    layer.setRenderer(QgsSingleSymbolRenderer(target_symbol()))
+    layer.setDisplayExpression("\"prompt\" || ' (' || format_number(\"score\", 2) || ')'")
+    for name, alias in (("prompt", tr("Described target")), ("score", tr("Score")), ("area_m2", tr("Area (m²)"))):
+        layer.setFieldAlias(layer.fields().indexOf(name), alias)
+    if path.suffix.lower() == ".gpkg":
+        layer.saveStyleToDatabase(title, tr("rs-openvocab described target"), True, "")
+    return layer
+
+
+def mask_raster_layer(path: Path, title: str) -> QgsRasterLayer:
+    """A refer run's mask raster: band 1 drawn, the target in the fill's colour, the rest transparent."""
+    layer = QgsRasterLayer(str(path), title, "gdal")
+    if not layer.isValid():
+        raise ResultError(tr("The backend wrote {0}, but QGIS cannot open it.").format(path))
+    classes = [QgsPalettedRasterRenderer.Class(1, TARGET_COLOR, title)]
+    renderer = QgsPalettedRasterRenderer(layer.dataProvider(), 1, classes)
+    renderer.setOpacity(0.6)
+    layer.setRenderer(renderer)
     return layer
 
 
@@ -80,6 +125,18 @@ def add_result(plan, result: dict, project: QgsProject | None = None) -> list:
     layers = [polygon_layer(plan.output, names, title)]
     if plan.class_raster and plan.class_raster.exists():
         layers.append(class_raster_layer(plan.class_raster, names, title + " " + tr("classes")))
+    for layer in reversed(layers):
+        project.addMapLayer(layer)
+    return layers
+
+
+def add_describe_result(plan, result: dict, project: QgsProject | None = None) -> list:
+    """Open a refer run's outputs as layers named after its prompt (nothing is added if any cannot be opened)."""
+    project = project or QgsProject.instance()
+    title = short_prompt(result.get("prompt") or plan.prompt)
+    layers = [target_layer(plan.output, title)]
+    if plan.class_raster and plan.class_raster.exists():
+        layers.append(mask_raster_layer(plan.class_raster, title + " " + tr("mask")))
     for layer in reversed(layers):
         project.addMapLayer(layer)
     return layers

@@ -14,7 +14,7 @@ import tempfile
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 from qgis.core import (QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsCoordinateTransformContext,
                        QgsGeometry, QgsMapLayer, QgsProject, QgsRasterLayer, QgsRectangle, QgsTask,
@@ -25,7 +25,7 @@ from rs_openvocab.client import BackendClient, BackendError, JobCancelled, follo
 from rs_openvocab.translation import tr
 from rs_openvocab.layer_info import file_path
 from rs_openvocab.rendering import RenderCancelled, render_to_geotiff
-from rs_openvocab.results import ResultError, write_vector
+from rs_openvocab.results import ResultError, short_prompt, write_vector
 
 
 @dataclass
@@ -40,23 +40,58 @@ class Rendering:
 
 @dataclass
 class RunPlan:
+    """A segment run (the classes named); ``DescribePlan`` is a refer run on the same layer, area and outputs."""
+
+    kind: ClassVar[str] = "segment"
+
     layer_name: str
     raster: Path | None  # a file the backend reads, or None with ``rendering``
     area: Area  # in the CRS of what the backend reads
-    classes: list[str]  # one class per entry, synonyms by commas
+    classes: list[str]  # one class per entry, synonyms by commas (segment)
     output: Path  # the polygons: .gpkg (or .shp, .geojson, .fgb)
-    class_raster: Path | None = None  # the class raster (GeoTIFF) too
+    class_raster: Path | None = None  # the raster too: classes (segment) or the mask (refer), GeoTIFF
     options: dict = field(default_factory=dict)  # more request fields: model, window, prob_threshold, ...
     rendering: Rendering | None = None
 
+    def job_fields(self) -> dict:
+        """The request fields of this kind of run (the raster, area and outputs aside)."""
+        return {"kind": "segment", "classes": list(self.classes)}
+
     def request(self, raster: str, out: str, out_raster: str | None) -> dict:
-        body = {"kind": "segment", "raster": raster, "classes": list(self.classes), "out": out, **self.options}
+        body = {**self.job_fields(), "raster": raster, "out": out, **self.options}
         if out_raster:
             body["out_raster"] = out_raster
         if self.area.geometry is not None:
             body["aoi"] = self.area.geometry.asWkt(8)
             body["aoi_crs"] = crs_reference(self.area.crs)
         return body
+
+    def task_title(self) -> str:
+        return tr("Segmenting {0}").format(self.layer_name)
+
+    def nothing_found(self) -> str:
+        """The sentence for a run that found no polygons (a remote backend sends none back to write)."""
+        return tr("The backend found no polygons of these classes in the area; nothing was written.")
+
+
+@dataclass
+class DescribePlan(RunPlan):
+    """A refer run: the mask of what ``prompt`` describes, by the GeoMag ``checkpoint`` (a path the backend reads)."""
+
+    kind: ClassVar[str] = "refer"
+
+    prompt: str = ""
+    checkpoint: str = ""
+
+    def job_fields(self) -> dict:
+        return {"kind": "refer", "prompt": self.prompt, "checkpoint": self.checkpoint}
+
+    def task_title(self) -> str:
+        return tr("Finding “{0}” in {1}").format(short_prompt(self.prompt), self.layer_name)
+
+    def nothing_found(self) -> str:
+        return tr("The model found nothing that “{0}” describes in the area; nothing was written.").format(
+            short_prompt(self.prompt))
 
 
 MODALITIES = ("auto", "optical", "sar")
@@ -129,7 +164,7 @@ def execute(client: BackendClient, plan: RunPlan, on_progress: Callable[[float],
         body = plan.request(str(raster), out, out_raster)
         outcome = follow_job(client, body, lambda p, _: on_progress(share + p * (100 - share) / 100), is_cancelled)
         if not client.is_local:
-            _write_polygons(outcome.result, plan.output, plan.area.crs)
+            _write_polygons(outcome.result, plan.output, plan.area.crs, plan.nothing_found())
         return outcome.result
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -140,13 +175,14 @@ def execute(client: BackendClient, plan: RunPlan, on_progress: Callable[[float],
                 pass
 
 
-def _write_polygons(result: dict, target: Path, crs: QgsCoordinateReferenceSystem) -> None:
-    """A remote job's polygons (GeoJSON, lon/lat) into the local file ``target``, in ``crs``."""
+def _write_polygons(result: dict, target: Path, crs: QgsCoordinateReferenceSystem, nothing_found: str) -> None:
+    """A remote job's polygons (GeoJSON, lon/lat) into the local file ``target``, in ``crs``; BackendError with
+    ``nothing_found`` when there are none."""
     if result.get("polygons_omitted") or result.get("polygons") is None:
         raise BackendError(tr("The remote backend found more polygons than it sends back; raise its "
                               "--max-polygons, or run on a smaller area."))
     if not result["polygons"].get("features"):
-        raise BackendError(tr("The backend found no polygons of these classes in the area; nothing was written."))
+        raise BackendError(nothing_found)
     folder = Path(tempfile.mkdtemp(prefix="rs-openvocab-"))
     try:
         source = folder / "polygons.geojson"
@@ -162,10 +198,10 @@ def _write_polygons(result: dict, target: Path, crs: QgsCoordinateReferenceSyste
 
 
 class SegmentTask(QgsTask):
-    """``execute`` in the task manager: progress bar, cancel button, outcome to ``on_finished``."""
+    """``execute`` (of a segment or a describe plan) in the task manager: progress bar, cancel button, outcome to ``on_finished``."""
 
     def __init__(self, client: BackendClient, plan: RunPlan, on_finished: Callable[[RunOutcome], None]) -> None:
-        super().__init__(tr("Segmenting {0}").format(plan.layer_name), QgsTask.CanCancel)
+        super().__init__(plan.task_title(), QgsTask.CanCancel)
         self.client, self.plan, self.on_finished = client, plan, on_finished
         self.outcome = RunOutcome(plan)
 

@@ -48,6 +48,18 @@ def backend_python() -> str:
     return value("backend/python", "")
 
 
+# -- describing a target ---------------------------------------------------------------------------
+def run_kind() -> str:
+    """The dock's mode: 'segment' (name the classes) or 'refer' (describe the target)."""
+    kind = value("run/kind", "segment")
+    return kind if kind in ("segment", "refer") else "segment"
+
+
+def geomag_checkpoint() -> str:
+    """The GeoMag checkpoint file last used to describe a target (a path the backend reads)."""
+    return value("geomag/checkpoint", "")
+
+
 # -- recent prompts ------------------------------------------------------------------------------
 def recent_prompts() -> list[str]:
     """Prompt sets run before, newest first, each as the text typed (one class per line)."""

@@ -217,7 +217,8 @@ class Progress(BaseModel):
     mp_per_s: float | None = Field(description="segmenting rate (classify and retrieve: images or tiles per second)")
     eta_s: float | None = Field(description="seconds of segmenting (classifying, encoding images) left (unknown "
                                             "before and after that stage)")
-    unit: Literal["MP", "images", "tiles"] = Field("MP", description="what done_mp, total_mp and mp_per_s count")
+    unit: Literal["MP", "images", "tiles", "queries"] = Field("MP", description="what done_mp, total_mp and mp_per_s "
+                                                                               "count (queries: refer and ask)")
 
 
 class JobStatus(BaseModel):

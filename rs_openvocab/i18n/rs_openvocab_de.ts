@@ -160,6 +160,22 @@
             <translation>Polygonlayer</translation>
         </message>
         <message>
+            <source>Name the classes</source>
+            <translation>Klassen benennen</translation>
+        </message>
+        <message>
+            <source>Describe the target</source>
+            <translation>Ziel beschreiben</translation>
+        </message>
+        <message>
+            <source>Name the classes: every pixel gets one of the classes you list. Describe the target: a sentence about one thing in the area, and a GeoMag model finds its mask.</source>
+            <translation>Klassen benennen: Jedes Pixel erhält eine der aufgeführten Klassen. Ziel beschreiben: Ein Satz über ein Objekt im Gebiet, und ein GeoMag-Modell findet seine Maske.</translation>
+        </message>
+        <message>
+            <source>Find</source>
+            <translation>Suchen</translation>
+        </message>
+        <message>
             <source>One class per line, synonyms by commas:
 building,roof,house
 road
@@ -180,6 +196,34 @@ water</translation>
         <message>
             <source>Dataset preset</source>
             <translation>Datensatz-Voreinstellung</translation>
+        </message>
+        <message>
+            <source>the small boat beside the second pier</source>
+            <translation>the small boat beside the second pier (auf Englisch)</translation>
+        </message>
+        <message>
+            <source>One sentence in English about the target in the area; its mask is added as a layer named after it.</source>
+            <translation>Ein englischer Satz über das Ziel im Gebiet; seine Maske wird als Layer mit diesem Satz als Namen hinzugefügt.</translation>
+        </message>
+        <message>
+            <source>GeoMag checkpoint (*.safetensors)</source>
+            <translation>GeoMag-Checkpoint (*.safetensors)</translation>
+        </message>
+        <message>
+            <source>All files (*)</source>
+            <translation>Alle Dateien (*)</translation>
+        </message>
+        <message>
+            <source>A GeoMag checkpoint file (training/geomag writes one), as a path the backend can read; its base models come through the backend's weights cache.</source>
+            <translation>Eine GeoMag-Checkpoint-Datei (training/geomag schreibt eine) als Pfad, den das Backend lesen kann; ihre Basismodelle kommen über den Gewichte-Cache des Backends.</translation>
+        </message>
+        <message>
+            <source>Target</source>
+            <translation>Ziel</translation>
+        </message>
+        <message>
+            <source>GeoMag checkpoint</source>
+            <translation>GeoMag-Checkpoint</translation>
         </message>
         <message>
             <source>Optical</source>
@@ -232,6 +276,14 @@ water</translation>
         <message>
             <source>Also add the class raster</source>
             <translation>Auch das Klassenraster hinzufügen</translation>
+        </message>
+        <message>
+            <source>Read the whole area at once (no MagCrop)</source>
+            <translation>Das ganze Gebiet auf einmal lesen (ohne MagCrop)</translation>
+        </message>
+        <message>
+            <source>MagCrop lets the model choose a part of the area and read it again at full resolution; without it the area is read once at the model's input size.</source>
+            <translation>Mit MagCrop wählt das Modell einen Teil des Gebiets und liest ihn erneut in voller Auflösung; ohne MagCrop wird das Gebiet einmal in der Eingabegröße des Modells gelesen.</translation>
         </message>
         <message>
             <source>Window</source>
@@ -290,6 +342,14 @@ water</translation>
             <translation>— zuletzt verwendete Klassenlisten —</translation>
         </message>
         <message>
+            <source>Also add the mask raster</source>
+            <translation>Auch das Maskenraster hinzufügen</translation>
+        </message>
+        <message>
+            <source>default (0.5)</source>
+            <translation>Standard (0,5)</translation>
+        </message>
+        <message>
             <source>Connecting…</source>
             <translation>Verbindung wird hergestellt…</translation>
         </message>
@@ -338,6 +398,22 @@ water</translation>
             <translation>Das Gebiet kann nicht in das KBS des Layers transformiert werden.</translation>
         </message>
         <message>
+            <source>{0} × {1} px ({2:.2f} MP)</source>
+            <translation>{0} × {1} px ({2:.2f} MP)</translation>
+        </message>
+        <message>
+            <source>Describe the target in a sentence (in English), e.g. “the small boat beside the second pier”.</source>
+            <translation>Beschreiben Sie das Ziel in einem (englischen) Satz, z. B. „the small boat beside the second pier“.</translation>
+        </message>
+        <message>
+            <source>Choose a GeoMag checkpoint file (training/geomag writes one).</source>
+            <translation>Wählen Sie eine GeoMag-Checkpoint-Datei (training/geomag schreibt eine).</translation>
+        </message>
+        <message>
+            <source>The GeoMag checkpoint {0} is not a file; choose it again.</source>
+            <translation>Der GeoMag-Checkpoint {0} ist keine Datei; wählen Sie ihn erneut.</translation>
+        </message>
+        <message>
             <source>Choose a raster layer.</source>
             <translation>Wählen Sie einen Rasterlayer.</translation>
         </message>
@@ -360,6 +436,14 @@ water</translation>
         <message>
             <source>Polygons: {0}, in {1:.1f} s ({2:.2f} MP/s), saved to {3}</source>
             <translation>Polygone: {0}, in {1:.1f} s ({2:.2f} MP/s), gespeichert unter {3}</translation>
+        </message>
+        <message>
+            <source>The model found nothing that “{0}” describes in the area (score {1:.2f}); the layer is empty.</source>
+            <translation>Das Modell hat im Gebiet nichts gefunden, was „{0}“ beschreibt (Wert {1:.2f}); der Layer ist leer.</translation>
+        </message>
+        <message>
+            <source>“{0}”: {1} polygons, score {2:.2f}, in {3:.1f} s, saved to {4}</source>
+            <translation>„{0}“: {1} Polygone, Wert {2:.2f}, in {3:.1f} s, gespeichert unter {4}</translation>
         </message>
         <message>
             <source>Select a result layer to export.</source>
@@ -530,24 +614,52 @@ water</translation>
             <translation>rs-openvocab-Klassen</translation>
         </message>
         <message>
+            <source>Described target</source>
+            <translation>Beschriebenes Ziel</translation>
+        </message>
+        <message>
+            <source>Score</source>
+            <translation>Wert</translation>
+        </message>
+        <message>
+            <source>Area (m²)</source>
+            <translation>Fläche (m²)</translation>
+        </message>
+        <message>
+            <source>rs-openvocab described target</source>
+            <translation>rs-openvocab beschriebenes Ziel</translation>
+        </message>
+        <message>
             <source>classes</source>
             <translation>Klassen</translation>
+        </message>
+        <message>
+            <source>mask</source>
+            <translation>Maske</translation>
         </message>
         <message>
             <source>Could not write {0}: {1}</source>
             <translation>{0} konnte nicht geschrieben werden: {1}</translation>
         </message>
         <message>
-            <source>The remote backend found more polygons than it sends back; raise its --max-polygons, or run on a smaller area.</source>
-            <translation>Das entfernte Backend hat mehr Polygone gefunden, als es zurücksendet; erhöhen Sie sein --max-polygons oder führen Sie den Lauf auf einem kleineren Gebiet aus.</translation>
+            <source>Segmenting {0}</source>
+            <translation>{0} wird segmentiert</translation>
         </message>
         <message>
             <source>The backend found no polygons of these classes in the area; nothing was written.</source>
             <translation>Das Backend hat in diesem Gebiet keine Polygone dieser Klassen gefunden; es wurde nichts geschrieben.</translation>
         </message>
         <message>
-            <source>Segmenting {0}</source>
-            <translation>{0} wird segmentiert</translation>
+            <source>Finding “{0}” in {1}</source>
+            <translation>„{0}“ wird in {1} gesucht</translation>
+        </message>
+        <message>
+            <source>The model found nothing that “{0}” describes in the area; nothing was written.</source>
+            <translation>Das Modell hat im Gebiet nichts gefunden, was „{0}“ beschreibt; es wurde nichts geschrieben.</translation>
+        </message>
+        <message>
+            <source>The remote backend found more polygons than it sends back; raise its --max-polygons, or run on a smaller area.</source>
+            <translation>Das entfernte Backend hat mehr Polygone gefunden, als es zurücksendet; erhöhen Sie sein --max-polygons oder führen Sie den Lauf auf einem kleineren Gebiet aus.</translation>
         </message>
         <message>
             <source>The run failed: {0}</source>

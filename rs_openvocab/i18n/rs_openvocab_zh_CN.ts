@@ -160,6 +160,22 @@
             <translation>面图层</translation>
         </message>
         <message>
+            <source>Name the classes</source>
+            <translation>列出类别</translation>
+        </message>
+        <message>
+            <source>Describe the target</source>
+            <translation>描述目标</translation>
+        </message>
+        <message>
+            <source>Name the classes: every pixel gets one of the classes you list. Describe the target: a sentence about one thing in the area, and a GeoMag model finds its mask.</source>
+            <translation>列出类别：每个像素被分到所列类别之一。描述目标：用一句话描述区域中的某个目标，由 GeoMag 模型找出它的掩膜。</translation>
+        </message>
+        <message>
+            <source>Find</source>
+            <translation>查找方式</translation>
+        </message>
+        <message>
             <source>One class per line, synonyms by commas:
 building,roof,house
 road
@@ -180,6 +196,34 @@ water</translation>
         <message>
             <source>Dataset preset</source>
             <translation>数据集预设</translation>
+        </message>
+        <message>
+            <source>the small boat beside the second pier</source>
+            <translation>the small boat beside the second pier（请用英文）</translation>
+        </message>
+        <message>
+            <source>One sentence in English about the target in the area; its mask is added as a layer named after it.</source>
+            <translation>用一句英文描述区域中的目标；其掩膜将作为以该句命名的图层添加。</translation>
+        </message>
+        <message>
+            <source>GeoMag checkpoint (*.safetensors)</source>
+            <translation>GeoMag 检查点 (*.safetensors)</translation>
+        </message>
+        <message>
+            <source>All files (*)</source>
+            <translation>所有文件 (*)</translation>
+        </message>
+        <message>
+            <source>A GeoMag checkpoint file (training/geomag writes one), as a path the backend can read; its base models come through the backend's weights cache.</source>
+            <translation>GeoMag 检查点文件（由 training/geomag 生成），须为后端可读取的路径；其基础模型通过后端的权重缓存获取。</translation>
+        </message>
+        <message>
+            <source>Target</source>
+            <translation>目标</translation>
+        </message>
+        <message>
+            <source>GeoMag checkpoint</source>
+            <translation>GeoMag 检查点</translation>
         </message>
         <message>
             <source>Optical</source>
@@ -232,6 +276,14 @@ water</translation>
         <message>
             <source>Also add the class raster</source>
             <translation>同时添加类别栅格</translation>
+        </message>
+        <message>
+            <source>Read the whole area at once (no MagCrop)</source>
+            <translation>一次读取整个区域（不使用 MagCrop）</translation>
+        </message>
+        <message>
+            <source>MagCrop lets the model choose a part of the area and read it again at full resolution; without it the area is read once at the model's input size.</source>
+            <translation>MagCrop 让模型选出区域的一部分并以全分辨率重新读取；不使用时，区域仅按模型的输入尺寸读取一次。</translation>
         </message>
         <message>
             <source>Window</source>
@@ -290,6 +342,14 @@ water</translation>
             <translation>— 最近使用的类别列表 —</translation>
         </message>
         <message>
+            <source>Also add the mask raster</source>
+            <translation>同时添加掩膜栅格</translation>
+        </message>
+        <message>
+            <source>default (0.5)</source>
+            <translation>默认（0.5）</translation>
+        </message>
+        <message>
             <source>Connecting…</source>
             <translation>正在连接…</translation>
         </message>
@@ -338,6 +398,22 @@ water</translation>
             <translation>无法将该区域转换到图层的坐标参考系。</translation>
         </message>
         <message>
+            <source>{0} × {1} px ({2:.2f} MP)</source>
+            <translation>{0} × {1} px（{2:.2f} MP）</translation>
+        </message>
+        <message>
+            <source>Describe the target in a sentence (in English), e.g. “the small boat beside the second pier”.</source>
+            <translation>请用一句（英文）描述目标，例如“the small boat beside the second pier”。</translation>
+        </message>
+        <message>
+            <source>Choose a GeoMag checkpoint file (training/geomag writes one).</source>
+            <translation>请选择 GeoMag 检查点文件（由 training/geomag 生成）。</translation>
+        </message>
+        <message>
+            <source>The GeoMag checkpoint {0} is not a file; choose it again.</source>
+            <translation>GeoMag 检查点 {0} 不是文件；请重新选择。</translation>
+        </message>
+        <message>
             <source>Choose a raster layer.</source>
             <translation>请选择栅格图层。</translation>
         </message>
@@ -360,6 +436,14 @@ water</translation>
         <message>
             <source>Polygons: {0}, in {1:.1f} s ({2:.2f} MP/s), saved to {3}</source>
             <translation>多边形：{0}，用时 {1:.1f} 秒（{2:.2f} MP/s），已保存到 {3}</translation>
+        </message>
+        <message>
+            <source>The model found nothing that “{0}” describes in the area (score {1:.2f}); the layer is empty.</source>
+            <translation>模型在该区域中未找到“{0}”所描述的目标（得分 {1:.2f}）；图层为空。</translation>
+        </message>
+        <message>
+            <source>“{0}”: {1} polygons, score {2:.2f}, in {3:.1f} s, saved to {4}</source>
+            <translation>“{0}”：{1} 个多边形，得分 {2:.2f}，用时 {3:.1f} 秒，已保存到 {4}</translation>
         </message>
         <message>
             <source>Select a result layer to export.</source>
@@ -530,24 +614,52 @@ water</translation>
             <translation>rs-openvocab 类别</translation>
         </message>
         <message>
+            <source>Described target</source>
+            <translation>描述的目标</translation>
+        </message>
+        <message>
+            <source>Score</source>
+            <translation>得分</translation>
+        </message>
+        <message>
+            <source>Area (m²)</source>
+            <translation>面积（m²）</translation>
+        </message>
+        <message>
+            <source>rs-openvocab described target</source>
+            <translation>rs-openvocab 描述的目标</translation>
+        </message>
+        <message>
             <source>classes</source>
             <translation>类别</translation>
+        </message>
+        <message>
+            <source>mask</source>
+            <translation>掩膜</translation>
         </message>
         <message>
             <source>Could not write {0}: {1}</source>
             <translation>无法写入 {0}：{1}</translation>
         </message>
         <message>
-            <source>The remote backend found more polygons than it sends back; raise its --max-polygons, or run on a smaller area.</source>
-            <translation>远程后端找到的多边形多于其返回的数量；请调高其 --max-polygons，或在更小的区域上运行。</translation>
+            <source>Segmenting {0}</source>
+            <translation>正在分割 {0}</translation>
         </message>
         <message>
             <source>The backend found no polygons of these classes in the area; nothing was written.</source>
             <translation>后端在该区域中未找到这些类别的多边形；未写入任何内容。</translation>
         </message>
         <message>
-            <source>Segmenting {0}</source>
-            <translation>正在分割 {0}</translation>
+            <source>Finding “{0}” in {1}</source>
+            <translation>正在 {1} 中查找“{0}”</translation>
+        </message>
+        <message>
+            <source>The model found nothing that “{0}” describes in the area; nothing was written.</source>
+            <translation>模型在该区域中未找到“{0}”所描述的目标；未写入任何内容。</translation>
+        </message>
+        <message>
+            <source>The remote backend found more polygons than it sends back; raise its --max-polygons, or run on a smaller area.</source>
+            <translation>远程后端找到的多边形多于其返回的数量；请调高其 --max-polygons，或在更小的区域上运行。</translation>
         </message>
         <message>
             <source>The run failed: {0}</source>
