@@ -148,6 +148,8 @@ def run_training(task: TrainingTask, dataset: Dataset, train: TrainConfig, optim
                  on_step: Callable[[int], None] | None = None) -> LoopResult:
     """Train ``task`` on ``dataset`` as ``train`` and ``optim`` say; ``record`` (the config) goes into last.pt.
 
+    A dataset with a ``collate(items)`` method batches its own items (e.g. token sequences of many lengths).
+
     ``on_step(step)`` is called after every optimiser step (tests use it to stop a run).
     """
     out_dir = Path(train.out_dir)
@@ -179,7 +181,8 @@ def run_training(task: TrainingTask, dataset: Dataset, train: TrainConfig, optim
         with StopRequests() as stop:
             while progress.step < stop_at and not stop.requested:
                 loader = epoch_loader(dataset, train.batch_size, train.seed, progress.epoch, progress.batch,
-                                      train.num_workers, pin_memory=device.type == "cuda")
+                                      train.num_workers, pin_memory=device.type == "cuda",
+                                      collate_fn=getattr(dataset, "collate", None))
                 for batch in loader:
                     losses = runner.step(to_device(batch, device), progress.step)
                     progress.step += 1

@@ -7,7 +7,7 @@ any number of workers.
 """
 from __future__ import annotations
 
-from typing import Iterator, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -40,9 +40,13 @@ class EpochSampler(Sampler[SampleKey]):
 
 
 def epoch_loader(dataset: Dataset, batch_size: int, seed: int, epoch: int, start_batch: int = 0,
-                 num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
-    """A DataLoader over epoch ``epoch`` from batch ``start_batch``, seeded workers included."""
+                 num_workers: int = 0, pin_memory: bool = False,
+                 collate_fn: Callable[[list], Any] | None = None) -> DataLoader:
+    """A DataLoader over epoch ``epoch`` from batch ``start_batch``, seeded workers included.
+
+    ``collate_fn`` batches the items (torch's default stacks tensors of one shape).
+    """
     sampler = EpochSampler(len(dataset), batch_size, seed, epoch, start_batch)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True, num_workers=num_workers,
-                      pin_memory=pin_memory, worker_init_fn=seed_worker,
+                      pin_memory=pin_memory, worker_init_fn=seed_worker, collate_fn=collate_fn,
                       generator=torch.Generator().manual_seed(derived_seed(seed, epoch, 1)))
