@@ -87,8 +87,8 @@ def test_ask_prints_the_answer_the_granularity_and_the_box_as_a_user_runs_it(sce
     (["--prompt", PROMPT, "--out", "x.gpkg", "--mask-threshold", "1.5"], "--mask-threshold 1.5 must be between"),
     (["--prompt", PROMPT, "--out", "x.txt"], "must end in .gpkg"),
 ])
-def test_refer_bad_input_is_one_sentence(scene, checkpoint, tmp_path, capsys, args, sentence):
-    os.chdir(tmp_path)
+def test_refer_bad_input_is_one_sentence(scene, checkpoint, tmp_path, capsys, monkeypatch, args, sentence):
+    monkeypatch.chdir(tmp_path)
     assert main(["refer", str(scene), "--checkpoint", str(checkpoint), *args]) == 2
     error = capsys.readouterr().err
     assert sentence in error and error.count("\n") == 1
