@@ -5,8 +5,9 @@
 
 Each (size, MagCrop on/off) runs in its own process (so peak RSS is that configuration's):
 the checkpoint is loaded once, then ``--repeat`` referring queries go through the engine
-(``engine.run(ReferJob)``: read the area, MagCrop, model, mask raster and polygons); the
-median seconds per query and the process's peak RSS (and the GPU's peak allocation on
+(``engine.run(ReferJob)``: read the area, MagCrop, model, mask raster and polygons), then
+``--repeat`` more through the model's part alone (area reads, MagCrop, VLM, SAM2, decoder); the
+median seconds per query of each and the process's peak RSS (and the GPU's peak allocation on
 CUDA) are printed as one line each. Without ``--checkpoint`` a tiny random GeoMag is built
 (tests/helpers/geomag.py: CLIP tower and Llama of width 64, SAM2 hiera-t at 256) — what it
 measures is the pipeline's own cost (reading, MagCrop's BERT + attention search, SAM2 at
@@ -65,8 +66,20 @@ def one_configuration(args) -> None:
         run(job, models=models)
         if index:
             times.append(time.perf_counter() - started)
+    from backend.describe.area import Area
+    from backend.describe.loading import load_geomag
+    from backend.raster.source import RasterSource
+
+    pipeline = load_geomag(Path(args.checkpoint), args.device, "auto", False, models)  # resident: no load
+    area = Area(RasterSource.open(raster))
+    model_times = []
+    for _ in range(args.repeat):  # the model's part alone: area reads, MagCrop, VLM + SAM2 + decoder
+        started = time.perf_counter()
+        pipeline.refer(area, PROMPT, magcrop=args.magcrop)
+        model_times.append(time.perf_counter() - started)
     peak_gpu = torch.cuda.max_memory_allocated() / 2**20 if args.device.startswith("cuda") else None
     print(json.dumps({"size": args.size, "magcrop": args.magcrop, "seconds": statistics.median(times),
+                      "model_seconds": statistics.median(model_times),
                       "runs": [round(t, 3) for t in times], "peak_rss_mib": resource.getrusage(
                           resource.RUSAGE_SELF).ru_maxrss / 1024, "peak_gpu_mib": peak_gpu}))
 
@@ -101,7 +114,7 @@ def main() -> None:
                     sys.exit(child.stderr)
                 row = json.loads(child.stdout.strip().splitlines()[-1])
                 print(f"{size}² MagCrop {'on ' if magcrop else 'off'}: {row['seconds']:.2f} s/query "
-                      f"(runs {row['runs']}), peak RSS {row['peak_rss_mib']:.0f} MiB"
+                      f"(runs {row['runs']}; model part {row['model_seconds']:.2f} s), peak RSS {row['peak_rss_mib']:.0f} MiB"
                       + (f", GPU peak {row['peak_gpu_mib']:.0f} MiB" if row["peak_gpu_mib"] else ""))
         print(f"load average after: {os.getloadavg()[0]:.2f}")
 
