@@ -47,6 +47,19 @@ def test_a_short_run_raises_the_held_out_mask_iou_and_exports_a_checkpoint_that_
     untrained.module.load_state_dict(last_state(tmp_path / "run")["module"])
     assert torch.allclose(untrained.model.segment(sample.image, sample.prompt).logits, mask, atol=1e-5)
     assert evaluate(model, untrained.validation)["miou"] == pytest.approx(after["miou"], abs=1e-5)
+    # the trained checkpoint as a user runs it: rsov refer on the same image as a GeoTIFF gives the same mask
+    import rasterio
+
+    from backend.cli import main
+
+    scene, out = tmp_path / "sample.tif", tmp_path / "mask.tif"
+    with rasterio.open(scene, "w", driver="GTiff", height=64, width=64, count=3, dtype="uint8") as image:
+        image.write(sample.image.transpose(2, 0, 1))
+    assert main(["refer", str(scene), "--prompt", sample.prompt, "--checkpoint", str(result.exported),
+                 "--no-magcrop", "--out-raster", str(out), "--device", "cpu", "--quiet"]) == 0
+    with rasterio.open(out) as written:
+        percent = written.read(2).astype(float)
+    assert np.abs(percent - np.rint(torch.sigmoid(mask).numpy() * 100)).max() <= 1
 
 
 def test_last_pt_holds_only_the_trainable_parts_and_a_killed_run_resumes_to_the_same_weights(tmp_path, tiny_bases):
