@@ -420,6 +420,11 @@ def _add_ask(commands) -> None:
                                         "classifier chose and the crop its attention search found.")
     _add_describe_options(p)
     p.add_argument("--max-new-tokens", type=int, default=256, help="longest answer in tokens (default 256)")
+    p.add_argument("--out", type=Path, metavar="GROUNDED.gpkg", help="polygons of the phrases the answer grounds "
+                   "(grounded conversation: 'describe this image with masks'): prompt, phrase, score, area_m2")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--mask-threshold", type=float, default=0.5, help="probability from which a pixel belongs to "
+                                                                     "a phrase's mask (default 0.5)")
     p.set_defaults(handler=_ask, flags=_flags(p))
 
 
@@ -462,7 +467,11 @@ def _ask(args: argparse.Namespace) -> int:
     if not args.quiet:
         for line in _describe_lines(result):
             print(line)
+        if result.phrases:
+            print("grounded: " + "; ".join(phrase or "(no phrase)" for phrase in result.phrases))
         print(f"{result.seconds:.1f} s ({result.device})")
+        if result.outputs:
+            print(f"wrote {result.outputs[0]} ({result.polygon_count} polygon(s))")
     return 0
 
 

@@ -655,10 +655,31 @@ class AskJob(DescribeJob):
     kind: ClassVar[str] = "ask"
 
     max_new_tokens: int = 256
+    out: Path | None = None  # the grounded masks of the answer's phrases (GCG): .gpkg, .shp, .geojson or .fgb
+    overwrite: bool = False
+    mask_threshold: float = 0.5
+
+    @property
+    def outputs(self) -> list[Path]:
+        return [self.out] if self.out is not None else []
+
+    def polygon_options(self):
+        from backend.raster.vectorize import PolygonOptions
+
+        return PolygonOptions(0.0, 0.0, 0.0, None)
 
     def _check_own(self) -> None:
         if not 1 <= self.max_new_tokens <= 4096:
             raise UserInputError(f"{{max_new_tokens}} {self.max_new_tokens} must be from 1 to 4096.", "max_new_tokens")
+        if not 0.0 < self.mask_threshold < 1.0:
+            raise UserInputError(f"{{mask_threshold}} {self.mask_threshold} must be between 0 and 1 (0.5 is usual).",
+                                 "mask_threshold")
+        if self.out is not None:
+            if self.out.suffix.lower() not in VECTOR_SUFFIXES:
+                raise UserInputError(f"{{out}} {self.out} must end in {', '.join(VECTOR_SUFFIXES)}; rename it.", "out")
+            inputs = [self.raster, *(Path(value).expanduser() for value in (self.aoi, self.checkpoint)
+                                     if value is not None and is_file(value))]
+            check_output("out", self.out, inputs, self.overwrite)
 
 
 @contextlib.contextmanager

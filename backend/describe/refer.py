@@ -79,7 +79,8 @@ def refer(job: ReferJob, progress: Progress | None = None, should_stop: Callable
                                         mask_path, confidence_path, should_stop)
         frame = None
         if job.out is not None:
-            frame = mask_polygons(mask_path, confidence_path, job, should_stop)
+            frame = mask_polygons(mask_path, confidence_path, job.polygon_options(), should_stop)
+            frame.insert(0, "prompt", job.prompt)
             with disk_errors(job.out):
                 from backend.raster.vectorize import write_polygons
 
@@ -154,11 +155,9 @@ def write_mask_rasters(grid: Grid, aoi, probability: np.ndarray, box: Box, thres
     return count
 
 
-def mask_polygons(mask_path: Path, confidence_path: Path, job: ReferJob, should_stop=None):
-    """The mask's polygons: prompt, score (mean probability inside), area_m2."""
+def mask_polygons(mask_path: Path, confidence_path: Path, options, should_stop=None):
+    """The mask's polygons: score (mean probability inside), area_m2."""
     from backend.raster.vectorize import polygonize
 
-    frame = polygonize(mask_path, confidence_path, ["background", "target"], job.polygon_options(), should_stop)
-    frame = frame[frame["class_id"] == 1].drop(columns=["class_id", "class_name"]).reset_index(drop=True)
-    frame.insert(0, "prompt", job.prompt)
-    return frame
+    frame = polygonize(mask_path, confidence_path, ["background", "target"], options, should_stop)
+    return frame[frame["class_id"] == 1].drop(columns=["class_id", "class_name"]).reset_index(drop=True)

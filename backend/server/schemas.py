@@ -189,6 +189,10 @@ class AskRequest(_DescribeRequest):
 
     kind: Literal["ask"] = Field(description="the job kind")
     max_new_tokens: int = Field(256, description="longest answer in tokens")
+    out: str | None = Field(None, description="polygons of the phrases the answer grounds (prompt, phrase, score, "
+                                              "area_m2): .gpkg, .shp, .geojson or .fgb")
+    overwrite: bool = Field(False, description="replace an existing output")
+    mask_threshold: float = Field(0.5, description="probability from which a pixel belongs to a phrase's mask")
 
 
 JOB_REQUESTS = {"segment": SegmentRequest, "download_weights": DownloadWeightsRequest, "classify": ClassifyRequest,
@@ -342,6 +346,9 @@ class ReferJobResult(_DescribeResult):
 class AskJobResult(_DescribeResult):
     kind: Literal["ask"]
     answer: str
+    phrases: list[str] = Field([], description="the phrases the answer grounds with [SEG], one mask each")
+    files: list[OutputFile] = Field([], description="out, when it was asked for")
+    polygon_count: int | None = Field(None, description="polygons written to out (None without out)")
 
 
 class DownloadWeightsResult(BaseModel):

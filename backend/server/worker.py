@@ -249,10 +249,12 @@ def _describe_record(job, result) -> dict:
               "granularity_probabilities": result.granularity_probabilities,
               "focus_bounds": list(result.focus_bounds), "crops": [list(box) for box in result.crops],
               "crs": result.crs, "seconds": result.seconds, "device": result.device, "notes": result.notes}
-    if job.kind == "ask":
-        return {**common, "answer": result.answer}
+    roles = (("out", job.out),) if job.kind == "ask" else (("out_raster", job.out_raster), ("out", job.out))
     files = [{"role": role, "path": str(path), "bytes": path.stat().st_size if path.exists() else None}
-             for role, path in (("out_raster", job.out_raster), ("out", job.out)) if path is not None]
+             for role, path in roles if path is not None]
+    if job.kind == "ask":
+        return {**common, "answer": result.answer, "phrases": result.phrases, "files": files,
+                "polygon_count": result.polygon_count}
     return {**common, "files": files, "score": result.score, "pixel_count": result.pixel_count,
             "area_m2": result.area_m2, "polygon_count": result.polygon_count}
 

@@ -102,3 +102,23 @@ def test_a_file_that_is_not_a_geomag_checkpoint_is_named(scene, tmp_path, capsys
                  str(tmp_path / "m.gpkg")]) == 2
     error = capsys.readouterr().err
     assert str(fake) in error and error.count("\n") == 1
+
+
+def test_ask_writes_the_phrases_its_answer_grounds_as_polygons(scene, checkpoint, tmp_path, capsys, monkeypatch):
+    from backend.describe.loading import load_geomag
+
+    model = load_geomag(checkpoint, "cpu", "auto", False).model  # into the process's cache, where main() finds it
+    answer = model.tokenizer("<p> red roof </p> [SEG] beside <p> the road </p> [SEG].", add_special_tokens=False,
+                             return_tensors="pt").input_ids
+    end = torch.tensor([[model.tokenizer.eos_token_id]])
+    # what a trained model's greedy decoding gives for a grounded description (a random one never emits [SEG])
+    monkeypatch.setattr(model.vlm, "generate", lambda **kw: torch.cat([kw["input_ids"], answer, end], 1))
+    out = tmp_path / "grounded.gpkg"
+    assert main(["ask", str(scene), "--prompt", "describe the image with masks", "--checkpoint", str(checkpoint),
+                 "--no-magcrop", "--out", str(out), "--mask-threshold", "0.01", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.splitlines()[0] == "red roof beside the road." and "grounded: red roof; the road" in printed
+    frame = gpd.read_file(out)
+    assert list(frame.columns) == ["prompt", "phrase", "score", "area_m2", "geometry"]
+    assert set(frame["phrase"]) == {"red roof", "the road"} and frame.crs.to_epsg() == 32633
+    assert frame.union_all().area <= 400 * 300 * 0.25 + 1e-6

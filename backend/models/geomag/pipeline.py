@@ -48,6 +48,8 @@ class ReferOutput:
 class AskOutput:
     text: str
     focus: Focus
+    phrases: list[str]  # grounded conversation: the <p>phrase</p> of each [SEG] the answer emitted
+    masks: list[np.ndarray]  # per phrase: (h, w) float32 probabilities covering the whole area
 
 
 class GeoMagPipeline:
@@ -94,7 +96,7 @@ class GeoMagPipeline:
             vlm_image, focus = self.focus(area, overview, prompt, magcrop)
             with torch.no_grad():
                 out = self.model.generate(vlm_image, prompt, max_new_tokens=max_new_tokens)
-            return AskOutput(out.text, focus)
+            return AskOutput(out.text, focus, list(out.phrases), [np.asarray(m, np.float32) for m in out.masks])
 
 
 def load_pipeline(checkpoint: Path, device: torch.device, dtype: torch.dtype, download: bool = True
