@@ -431,16 +431,18 @@ def resolve_weights(name_or_path: str, download_missing: bool = True, field: str
     return check_reference(name_or_path, field)
 
 
-def resolve_model_folder(name_or_path: str, download_missing: bool = True, field: str = "weights") -> Path:
-    """A model folder (or file) for a registry name (downloading it once), a local path, or an error naming
-    ``field``."""
-    if name_or_path in REGISTRY:
-        return resolve_weights(name_or_path, download_missing, field)
-    path = Path(name_or_path).expanduser()
-    if not path.exists():
-        raise UserInputError(f"{{{field}}} {name_or_path!r} is neither a local model folder or file nor a registry "
-                             "name; give a path, or a name from 'rsov weights list'.", field)
-    return path
+def pretrained_source(name_or_path: str, download_missing: bool = True, field: str = "weights") -> str:
+    """What ``from_pretrained`` should read for a base model a config names.
+
+    A registry name, or the Hugging Face repository of a registry model folder, is its cached
+    folder or file (downloaded once, with the licence the registry lists); anything else (a local
+    folder, a repository the registry does not know) is returned as given.
+    """
+    name = next((spec.name for spec in REGISTRY.values()
+                 if name_or_path == spec.name or (spec.repo_files and name_or_path == spec.hf_repo)), None)
+    if name is None:
+        return name_or_path
+    return str(resolve_weights(name, download_missing, field))
 
 
 def check_reference(name_or_path: str, field: str = "weights") -> Path | None:

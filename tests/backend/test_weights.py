@@ -148,7 +148,8 @@ def test_a_model_folder_comes_with_the_shards_its_index_names(online):
     assert {path.name for path in folder.iterdir()} == set(files)
     assert (folder / "model-00002-of-00002.safetensors").read_bytes() == b"shard two"
     assert not list(folder.parent.glob(".*partial*"))
-    assert weights.resolve_model_folder("llava-1.5-7b") == folder
+    assert weights.pretrained_source("llava-1.5-7b") == str(folder)
+    assert weights.pretrained_source(repo) == str(folder)  # a checkpoint naming the hub repository: the cache
     assert weights.verify("llava-1.5-7b")[0]
     (folder / "model-00001-of-00002.safetensors").write_bytes(b"changed")
     ok, message = weights.verify("llava-1.5-7b")
@@ -163,5 +164,6 @@ def test_a_model_folder_missing_a_shard_is_not_cached(online):
         weights.download("bert-base-uncased")
     target = weights.cached_path("bert-base-uncased")
     assert not target.exists() and not list(target.parent.glob(".*partial*"))
-    with pytest.raises(UserInputError, match="neither a local model folder"):
-        weights.resolve_model_folder("no/such/folder", field="vlm")
+    with pytest.raises(WeightsUnavailable, match="downloads are turned off"):
+        weights.pretrained_source("bert-base-uncased", download_missing=False, field="bert")
+    assert weights.pretrained_source("someone/another-llava") == "someone/another-llava"  # from_pretrained's own

@@ -107,7 +107,7 @@ def _load_into(path: Path, model, tensors: dict[str, torch.Tensor]) -> None:
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                    base_overrides: dict[str, Any] | None = None):
+                    base_overrides: dict[str, Any] | None = None, download: bool = True):
     """(GeoMag, TMRA state dict or None, config) from a checkpoint; ``base_overrides`` change config fields
     first (e.g. where the base models are: vlm, sam2_weights, bert, or load_in)."""
     from backend.models.geomag.model import GeoMag
@@ -116,7 +116,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", dtype:
     config, tensors = read_checkpoint(path)
     if base_overrides:
         config = config.replace(**base_overrides)
-    model = GeoMag.from_config(config, device=device, dtype=dtype)
+    model = GeoMag.from_config(config, device=device, dtype=dtype, download=download)
     _load_into(path, model, tensors)
     tmra = {key[len("tmra."):]: value for key, value in tensors.items() if key.startswith("tmra.")}
     return model, tmra or None, config

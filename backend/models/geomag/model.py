@@ -118,11 +118,11 @@ class GeoMag(nn.Module):
 
     @classmethod
     def from_config(cls, config: GeoMagConfig, device: str | torch.device = "cpu",
-                    dtype: torch.dtype = torch.float32) -> "GeoMag":
-        """Load the base models the config names and build fresh trainable parts (LoRA B = 0, as peft inits);
-        the model comes in eval mode (call ``.train()`` to train)."""
-        vlm = load_vlm(config, device, dtype)
-        encoder = build_sam2_image_encoder(config.sam2_config, config.sam2_weights, config.sam2_image_size)
+                    dtype: torch.dtype = torch.float32, download: bool = True) -> "GeoMag":
+        """Load the base models the config names (``download`` False: only what this machine has) and build
+        fresh trainable parts (LoRA B = 0, as peft inits); the model comes in eval mode (``.train()`` to train)."""
+        vlm = load_vlm(config, device, dtype, download)
+        encoder = build_sam2_image_encoder(config.sam2_config, config.sam2_weights, config.sam2_image_size, download)
         sam_encoder = SamEncoder(encoder, config.sam2_image_size).to(device=device, dtype=dtype)
         if sam_encoder.channels != config.decoder_dim:
             raise UserInputError(f"GeoMag decoder_dim {config.decoder_dim} differs from the {sam_encoder.channels} "

@@ -17,7 +17,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from backend.models.geomag.config import Box
+from backend.models.geomag.config import GRANULARITIES, Box
 
 
 class AreaReader(Protocol):
@@ -76,7 +76,7 @@ class GeoMagPipeline:
         box = prepared.focus_box.scaled(sx, sy).clipped(area.width, area.height)
         if box.width < 1 or box.height < 1:
             box = whole
-        probabilities = {name: float(p) for name, p in zip(("image", "region", "pixel"), prepared.probs)}
+        probabilities = {name: float(p) for name, p in zip(GRANULARITIES, prepared.probs)}
         return prepared.vlm_image, Focus(prepared.granularity, probabilities, box, boxes)
 
     def refer(self, area: AreaReader, prompt: str, magcrop: bool = True) -> ReferOutput:
@@ -103,25 +103,21 @@ def load_pipeline(checkpoint: Path, device: torch.device, dtype: torch.dtype, do
                   ) -> GeoMagPipeline:
     """The checkpoint's GeoMag on ``device`` and, when it carries TMRA's classifier, its MagCrop.
 
-    The base models the checkpoint names (registry names or local paths) are resolved first:
-    downloaded once into the weights cache, or (``download`` False) an error naming the file.
+    The base models the checkpoint names come from the weights cache (registry names, or the hub
+    repositories of registry folders, downloaded once) or from the paths given; ``download`` False
+    reads only what this machine has.
     """
     from transformers.utils import logging as transformers_logging
 
-    from backend.models.geomag.checkpoint import load_checkpoint, read_checkpoint
-    from backend.weights import resolve_model_folder
+    from backend.models.geomag.checkpoint import load_checkpoint
 
     transformers_logging.disable_progress_bar()  # its per-shard bars are not the user's progress
-    config, _ = read_checkpoint(checkpoint)
-    bases = {name: str(resolve_model_folder(value, download, "checkpoint"))
-             for name, value in (("vlm", config.vlm), ("bert", config.bert), ("sam2_weights", config.sam2_weights))
-             if value is not None}
-    model, tmra_state, config = load_checkpoint(checkpoint, device=device, dtype=dtype, base_overrides=bases)
+    model, tmra_state, config = load_checkpoint(checkpoint, device=device, dtype=dtype, download=download)
     magcrop = None
     if tmra_state is not None:
         from backend.models.geomag.magcrop import MagCrop
         from backend.models.geomag.tmra import GranularityClassifier, QueryEncoder, TaskGranularity
 
-        encoder = QueryEncoder(config.bert, device=device)
+        encoder = QueryEncoder(config.bert, device=device, download=download)
         magcrop = MagCrop(TaskGranularity(encoder, GranularityClassifier.from_state_dict(tmra_state)), model)
     return GeoMagPipeline(model, magcrop, device, checkpoint)

@@ -38,7 +38,8 @@ def sam_input(image: np.ndarray, size: int) -> torch.Tensor:
     return ((tensor - mean) / std)[0]
 
 
-def build_sam2_image_encoder(config_name: str, weights: str | None, image_size: int) -> nn.Module:
+def build_sam2_image_encoder(config_name: str, weights: str | None, image_size: int,
+                             download: bool = True) -> nn.Module:
     """SAM2's image encoder from a packaged config, loaded from a released ``{'model': ...}`` file (or random)."""
     from sam2.build_sam import build_sam2
 
@@ -52,7 +53,7 @@ def build_sam2_image_encoder(config_name: str, weights: str | None, image_size: 
         from backend.models.checkpoints import read_checkpoint, tensor_state_dict
         from backend.weights import resolve_weights
 
-        path = resolve_weights(weights, field="sam2_weights")
+        path = resolve_weights(weights, download, field="sam2_weights")
         state = tensor_state_dict(read_checkpoint(path))
         try:
             model.load_state_dict(state, strict=True)

@@ -24,11 +24,15 @@ Locate = Callable[[np.ndarray], Box]
 class QueryEncoder:
     """A frozen BERT: ``encode(texts) -> (B, hidden)``, the [CLS] state of the last layer."""
 
-    def __init__(self, bert_name_or_dir: str, device: str | torch.device = "cpu", max_length: int = 128) -> None:
+    def __init__(self, bert_name_or_dir: str, device: str | torch.device = "cpu", max_length: int = 128,
+                 download: bool = True) -> None:
         from transformers import AutoModel, AutoTokenizer
 
-        self.tokenizer = AutoTokenizer.from_pretrained(bert_name_or_dir)
-        self.model = AutoModel.from_pretrained(bert_name_or_dir).to(device).eval()
+        from backend.weights import pretrained_source
+
+        name = pretrained_source(bert_name_or_dir, download, "bert")
+        self.tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=not download)
+        self.model = AutoModel.from_pretrained(name, local_files_only=not download).to(device).eval()
         self.model.requires_grad_(False)
         self.device = torch.device(device)
         self.max_length = max_length  # ours: queries are sentences; longer ones are truncated

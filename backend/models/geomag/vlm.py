@@ -85,15 +85,6 @@ class LoadedVLM:
     seg_rows: SegTokenRows
 
 
-def resolve_pretrained(name_or_path: str, field: str) -> str:
-    """A weights-registry name as its local folder; anything else (hub id, folder) as given."""
-    from backend import weights
-
-    if name_or_path in weights.REGISTRY:
-        return str(weights.resolve_model_folder(name_or_path, field=field))
-    return name_or_path
-
-
 def _quantization(load_in: str | None, dtype: torch.dtype):
     if load_in is None:
         return None
@@ -109,17 +100,21 @@ def _quantization(load_in: str | None, dtype: torch.dtype):
     return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=skip)
 
 
-def load_vlm(config: GeoMagConfig, device: str | torch.device, dtype: torch.dtype) -> LoadedVLM:
-    """The LLaVA of ``config.vlm`` with [SEG] added, frozen, LoRA-wrapped (adapters trainable, in fp32)."""
+def load_vlm(config: GeoMagConfig, device: str | torch.device, dtype: torch.dtype,
+             download: bool = True) -> LoadedVLM:
+    """The LLaVA of ``config.vlm`` with [SEG] added, frozen, LoRA-wrapped (adapters trainable, in fp32);
+    ``download`` False reads only what is on this machine."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoProcessor, LlavaForConditionalGeneration
 
-    name = resolve_pretrained(config.vlm, "vlm")
+    from backend.weights import pretrained_source
+
+    name = pretrained_source(config.vlm, download, "vlm")
     quantization = _quantization(config.load_in, dtype)
     try:
-        processor = AutoProcessor.from_pretrained(name)
+        processor = AutoProcessor.from_pretrained(name, local_files_only=not download)
         model = LlavaForConditionalGeneration.from_pretrained(
-            name, dtype=dtype, quantization_config=quantization,
+            name, dtype=dtype, quantization_config=quantization, local_files_only=not download,
             device_map={"": str(device)} if quantization else None)
     except OSError as error:
         raise UserInputError(f"GeoMag vlm {config.vlm!r} is not a LLaVA checkpoint that can be read "
