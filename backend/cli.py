@@ -371,8 +371,9 @@ def _retrieve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_describe_options(p: argparse.ArgumentParser) -> None:
-    """What refer and ask share: the raster, the sentence, the area, the GeoMag checkpoint and the device."""
+def _add_describe_options(p: argparse.ArgumentParser, outputs: str):
+    """What refer and ask share: the raster, the sentence, the area, the GeoMag checkpoint, the device and how
+    masks become polygons; returns the outputs group (``outputs`` its title) for each command's own files."""
     p.add_argument("raster", type=Path, metavar="RASTER", help="GeoTIFF, COG, VRT, JP2 or any raster GDAL reads")
     p.add_argument("--prompt", required=True, help="the sentence about the area")
     p.add_argument("--checkpoint", required=True, metavar="GEOMAG",
@@ -392,6 +393,13 @@ def _add_describe_options(p: argparse.ArgumentParser) -> None:
                      help="auto, fp32, fp16 or bf16 (auto: fp32 on CPU, bf16 or fp16 on GPU)")
     run.add_argument("--offline", action="store_true", help="never download base models")
     run.add_argument("--quiet", action="store_true", help="print only the answer")
+    out = p.add_argument_group(outputs)
+    out.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    out.add_argument("--mask-threshold", type=float, default=0.5, help="probability from which a pixel is in a "
+                                                                        "mask (default 0.5)")
+    out.add_argument("--simplify", type=float, default=0.0, metavar="PIXELS", help="simplify polygon edges")
+    out.add_argument("--min-area", type=float, default=0.0, metavar="M2", help="drop smaller polygons")
+    return out
 
 
 def _add_refer(commands) -> None:
@@ -400,16 +408,10 @@ def _add_refer(commands) -> None:
                                         "raster) is read at the model's input size; MagCrop reads the part the "
                                         "prompt is about again at full resolution. The mask comes back on the "
                                         "raster's grid; its polygons carry the prompt and a score.")
-    _add_describe_options(p)
-    out = p.add_argument_group("outputs (at least one)")
+    out = _add_describe_options(p, "outputs (at least one)")
     out.add_argument("--out", type=Path, metavar="MASK.gpkg", help="polygons: .gpkg, .shp, .geojson or .fgb")
     out.add_argument("--out-raster", type=Path, metavar="MASK.tif",
                      help="GeoTIFF: band 1 mask (1 target, 0 not, 255 outside the area), band 2 probability in %%")
-    out.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    out.add_argument("--mask-threshold", type=float, default=0.5, help="probability from which a pixel is the "
-                                                                        "target (default 0.5)")
-    out.add_argument("--simplify", type=float, default=0.0, metavar="PIXELS", help="simplify polygon edges")
-    out.add_argument("--min-area", type=float, default=0.0, metavar="M2", help="drop smaller polygons")
     p.set_defaults(handler=_refer, flags=_flags(p))
 
 
@@ -418,13 +420,10 @@ def _add_ask(commands) -> None:
                             description="Captions, questions and 'what is this' about an area, answered by "
                                         "GeoMag in text. Prints the answer, the task granularity MagCrop's "
                                         "classifier chose and the crop its attention search found.")
-    _add_describe_options(p)
+    out = _add_describe_options(p, "grounded masks")
+    out.add_argument("--out", type=Path, metavar="GROUNDED.gpkg", help="polygons of the phrases the answer grounds "
+                     "(grounded conversation: 'describe this image with masks'): prompt, phrase, score, area_m2")
     p.add_argument("--max-new-tokens", type=int, default=256, help="longest answer in tokens (default 256)")
-    p.add_argument("--out", type=Path, metavar="GROUNDED.gpkg", help="polygons of the phrases the answer grounds "
-                   "(grounded conversation: 'describe this image with masks'): prompt, phrase, score, area_m2")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    p.add_argument("--mask-threshold", type=float, default=0.5, help="probability from which a pixel belongs to "
-                                                                     "a phrase's mask (default 0.5)")
     p.set_defaults(handler=_ask, flags=_flags(p))
 
 

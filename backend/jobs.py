@@ -551,7 +551,7 @@ class DescribeJob(Job):
 
     The area (``aoi``, else the whole raster) is read at the model's input size; with MagCrop (the
     default) its task-granularity classifier and prompt-guided crops decide which part is read again
-    at full resolution.
+    at full resolution. Masks become polygons in ``out`` (refer: the target; ask: each grounded phrase).
     """
 
     raster: Path
@@ -564,6 +564,11 @@ class DescribeJob(Job):
     aoi: str | None = None  # XMIN,YMIN,XMAX,YMAX | WKT | vector file
     aoi_layer: str | None = None
     aoi_crs: str | None = None
+    out: Path | None = None  # polygons: .gpkg, .shp, .geojson or .fgb
+    overwrite: bool = False
+    mask_threshold: float = 0.5  # a pixel is in a mask where its probability is at least this
+    simplify: float = 0.0  # pixels
+    min_area: float = 0.0  # m²
     device: str = "auto"
     precision: str = "auto"
     offline: bool = False
@@ -573,9 +578,14 @@ class DescribeJob(Job):
 
         return ReadOptions(self.bands, self.stretch, self.aoi, self.aoi_layer, self.aoi_crs)
 
+    def polygon_options(self):
+        from backend.raster.vectorize import PolygonOptions
+
+        return PolygonOptions(self.simplify, self.min_area, 0.0, None)
+
     @property
     def outputs(self) -> list[Path]:
-        return []
+        return [self.out] if self.out is not None else []
 
     def validate(self) -> None:
         """Raise ``UserInputError`` naming the field of the first problem found; nothing is written."""
@@ -595,38 +605,13 @@ class DescribeJob(Job):
         check_device_options(self.device, self.precision)
         checkpoint = check_reference(self.checkpoint, "checkpoint")
         self._check_own()
+        self._check_outputs()
         return checkpoint, RasterSource.open(self.raster, self.read_options())
 
     def _check_own(self) -> None:
         """Each kind's own fields."""
 
-
-@dataclass(frozen=True)
-class ReferJob(DescribeJob):
-    """Referring segmentation: the mask of what ``prompt`` describes, as polygons and/or a mask raster."""
-
-    kind: ClassVar[str] = "refer"
-
-    out: Path | None = None  # polygons: .gpkg, .shp, .geojson or .fgb (prompt, score, area_m2)
-    out_raster: Path | None = None  # GeoTIFF: band 1 mask (1 target, 0 not, 255 outside), band 2 probability %
-    overwrite: bool = False
-    mask_threshold: float = 0.5  # a pixel is the target where its probability is at least this
-    simplify: float = 0.0  # pixels
-    min_area: float = 0.0  # m²
-
-    @property
-    def outputs(self) -> list[Path]:
-        return [path for path in (self.out_raster, self.out) if path is not None]
-
-    def polygon_options(self):
-        from backend.raster.vectorize import PolygonOptions
-
-        return PolygonOptions(self.simplify, self.min_area, 0.0, None)
-
-    def _check_own(self) -> None:
-        if self.out is None and self.out_raster is None:
-            raise UserInputError("no output was asked for; give {out} MASK.gpkg and/or {out_raster} MASK.tif.",
-                                 "out", "out_raster")
+    def _check_outputs(self) -> None:
         if not 0.0 < self.mask_threshold < 1.0:
             raise UserInputError(f"{{mask_threshold}} {self.mask_threshold} must be between 0 and 1 (0.5 is usual).",
                                  "mask_threshold")
@@ -634,52 +619,52 @@ class ReferJob(DescribeJob):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise UserInputError(f"{{{name}}} {value} must be 0 or a positive number.", name)
-        if self.out is not None and same_file(self.out, self.out_raster or Path("")):
-            raise UserInputError(f"{{out}} and {{out_raster}} are the same file {self.out}; give each its own name.",
-                                 "out", "out_raster")
         inputs = [self.raster, *(Path(value).expanduser() for value in (self.aoi, self.checkpoint)
                                  if value is not None and is_file(value))]
-        for name, suffixes in (("out", VECTOR_SUFFIXES), ("out_raster", RASTER_SUFFIXES)):
-            path = getattr(self, name)
+        for name in ("out", "out_raster"):
+            path = getattr(self, name, None)
             if path is None:
                 continue
+            suffixes = VECTOR_SUFFIXES if name == "out" else RASTER_SUFFIXES
             if path.suffix.lower() not in suffixes:
                 raise UserInputError(f"{{{name}}} {path} must end in {', '.join(suffixes)}; rename it.", name)
             check_output(name, path, inputs, self.overwrite)
 
 
 @dataclass(frozen=True)
+class ReferJob(DescribeJob):
+    """Referring segmentation: the mask of what ``prompt`` describes, as polygons (``out``: prompt, score,
+    area_m2) and/or a mask raster."""
+
+    kind: ClassVar[str] = "refer"
+
+    out_raster: Path | None = None  # GeoTIFF: band 1 mask (1 target, 0 not, 255 outside), band 2 probability %
+
+    @property
+    def outputs(self) -> list[Path]:
+        return [path for path in (self.out_raster, self.out) if path is not None]
+
+    def _check_own(self) -> None:
+        if self.out is None and self.out_raster is None:
+            raise UserInputError("no output was asked for; give {out} MASK.gpkg and/or {out_raster} MASK.tif.",
+                                 "out", "out_raster")
+        if self.out is not None and same_file(self.out, self.out_raster or Path("")):
+            raise UserInputError(f"{{out}} and {{out_raster}} are the same file {self.out}; give each its own name.",
+                                 "out", "out_raster")
+
+
+@dataclass(frozen=True)
 class AskJob(DescribeJob):
-    """Answer ``prompt`` about the area in text (caption, question answering, referring classification)."""
+    """Answer ``prompt`` about the area in text (caption, question answering, referring classification); ``out``
+    gets the masks of the phrases a grounded answer names (prompt, phrase, score, area_m2)."""
 
     kind: ClassVar[str] = "ask"
 
     max_new_tokens: int = 256
-    out: Path | None = None  # the grounded masks of the answer's phrases (GCG): .gpkg, .shp, .geojson or .fgb
-    overwrite: bool = False
-    mask_threshold: float = 0.5
-
-    @property
-    def outputs(self) -> list[Path]:
-        return [self.out] if self.out is not None else []
-
-    def polygon_options(self):
-        from backend.raster.vectorize import PolygonOptions
-
-        return PolygonOptions(0.0, 0.0, 0.0, None)
 
     def _check_own(self) -> None:
         if not 1 <= self.max_new_tokens <= 4096:
             raise UserInputError(f"{{max_new_tokens}} {self.max_new_tokens} must be from 1 to 4096.", "max_new_tokens")
-        if not 0.0 < self.mask_threshold < 1.0:
-            raise UserInputError(f"{{mask_threshold}} {self.mask_threshold} must be between 0 and 1 (0.5 is usual).",
-                                 "mask_threshold")
-        if self.out is not None:
-            if self.out.suffix.lower() not in VECTOR_SUFFIXES:
-                raise UserInputError(f"{{out}} {self.out} must end in {', '.join(VECTOR_SUFFIXES)}; rename it.", "out")
-            inputs = [self.raster, *(Path(value).expanduser() for value in (self.aoi, self.checkpoint)
-                                     if value is not None and is_file(value))]
-            check_output("out", self.out, inputs, self.overwrite)
 
 
 @contextlib.contextmanager

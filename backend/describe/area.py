@@ -6,10 +6,8 @@ again at full resolution (capped at the input size). Boxes are in pixels of the 
 from __future__ import annotations
 
 import numpy as np
-from rasterio.enums import Resampling
 
 from backend.models.geomag.config import Box
-from backend.raster.files import open_raster
 from backend.raster.source import RasterSource
 
 
@@ -39,18 +37,5 @@ class Area:
         if box.width < 1 or box.height < 1:
             raise ValueError(f"empty box {box}")
         height, width = fitted_size(box.height, box.width, max_side)
-        source = self.source
-        window = source.source_window(box.y0, box.x0, box.height, box.width)
-        resampling = Resampling.average if window.width > width else Resampling.bilinear
-        with open_raster(source.path) as dataset:
-            data, valid = source._data(dataset, window, (height, width), resampling)
-        pixels = source._pixels(data, valid)
-        if source.aoi is not None:
-            from affine import Affine
-            from rasterio.features import geometry_mask
-
-            transform = source.transform * Affine.translation(box.x0, box.y0) * Affine.scale(
-                box.width / width, box.height / height)
-            valid &= geometry_mask([source.aoi], (height, width), transform, invert=True)
-        pixels[:, ~valid] = 0
+        pixels, _ = self.source.read_resampled(box.y0, box.x0, box.height, box.width, height, width)
         return np.ascontiguousarray(pixels.transpose(1, 2, 0))

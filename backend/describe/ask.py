@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from backend.describe.area import Area
-from backend.describe.loading import load_geomag
+from backend.describe.loading import start
 from backend.describe.refer import bounds_of, magcrop_note, mask_polygons, write_mask_rasters
 from backend.errors import Cancelled
 from backend.jobs import AskJob
@@ -39,11 +39,8 @@ class AskResult:
 def ask(job: AskJob, progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
         models: ModelCache | None = None) -> AskResult:
     """Validate and run ``job``: the answer, and which granularity and crop MagCrop chose."""
-    checkpoint, source = job.checked()
     report = progress or (lambda stage, done, total: None)
-    report("loading model", 0, 1)
-    pipeline = load_geomag(checkpoint, job.device, job.precision, not job.offline, models)
-    notes = [source.describe()]
+    source, pipeline, notes = start(job, report, models)
     started = time.perf_counter()
     report("answering", 0, 1)
     out = pipeline.ask(Area(source), job.prompt, magcrop=not job.no_magcrop, max_new_tokens=job.max_new_tokens)

@@ -1,7 +1,9 @@
 """A GeoMag checkpoint loaded once per (file, device, precision) and kept in the model cache."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -9,6 +11,8 @@ from backend.errors import blame
 from backend.models.cache import ModelCache, shared_cache
 from backend.models.clip_segmentor import file_identity
 from backend.models.devices import resolve_device, resolve_precision
+
+log = logging.getLogger("rsov")
 
 
 def load_geomag(checkpoint: Path, device_name: str, precision: str, download: bool,
@@ -29,3 +33,13 @@ def load_geomag(checkpoint: Path, device_name: str, precision: str, download: bo
             return load_pipeline(checkpoint, device, dtype, download)
 
     return cache.get(key, load, label)
+
+
+def start(job, report: Callable[[str, float, float], None], models: ModelCache | None):
+    """Validate a refer or ask ``job`` and load its checkpoint ('loading model'): (source, pipeline, notes)."""
+    checkpoint, source = job.checked()
+    report("loading model", 0, 1)
+    pipeline = load_geomag(checkpoint, job.device, job.precision, not job.offline, models)
+    notes = [source.describe()]
+    log.info("%s", notes[0])  # once the model is there: an error is then the only line a failed load prints
+    return source, pipeline, notes

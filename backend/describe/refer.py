@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from backend.describe.area import Area
-from backend.describe.loading import load_geomag
+from backend.describe.loading import start
 from backend.errors import Cancelled
 from backend.jobs import ReferJob
 from backend.models.cache import ModelCache
@@ -52,12 +52,8 @@ class ReferResult:
 def refer(job: ReferJob, progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
           models: ModelCache | None = None) -> ReferResult:
     """Validate and run ``job``; every output is renamed into place at the end."""
-    checkpoint, source = job.checked()
     report = progress or (lambda stage, done, total: None)
-    report("loading model", 0, 1)
-    pipeline = load_geomag(checkpoint, job.device, job.precision, not job.offline, models)
-    notes = [source.describe()]
-    log.info("%s", notes[0])
+    source, pipeline, notes = start(job, report, models)
     for folder in {path.parent for path in job.outputs}:
         remove_debris(folder)
     started = time.perf_counter()
@@ -142,7 +138,7 @@ def write_mask_rasters(grid: Grid, aoi, probability: np.ndarray, box: Box, thres
             if aoi is not None:
                 from affine import Affine
 
-                outside = geometry_mask([aoi], (rows, grid.width), grid.transform * Affine.translation(0, row))
+                outside = geometry_mask([aoi], (rows, grid.width), grid.transform @ Affine.translation(0, row))
                 mask[outside] = CLASS_NODATA
                 block[outside] = 0
             count += int((mask == 1).sum())

@@ -161,6 +161,10 @@ class _DescribeRequest(BaseModel):
                                               "(default: the whole raster)")
     aoi_layer: str | None = Field(None, description="layer of a multi-layer AOI file")
     aoi_crs: str | None = Field(None, description="CRS of the AOI coordinates (default: the raster's)")
+    overwrite: bool = Field(False, description="replace existing outputs")
+    mask_threshold: float = Field(0.5, description="probability from which a pixel is in a mask")
+    simplify: float = Field(0.0, description="simplify polygon edges by this many pixels")
+    min_area: float = Field(0.0, description="drop polygons smaller than this, m²")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
     precision: str = Field("auto", description="auto, fp32, fp16 or bf16 (auto: fp32 on CPU, bf16/fp16 on GPU)")
     offline: bool = Field(False, description="never download base models")
@@ -176,10 +180,6 @@ class ReferRequest(_DescribeRequest):
                                               "or .fgb")
     out_raster: str | None = Field(None, description="GeoTIFF to write: band 1 mask (1 target, 0 not, 255 outside "
                                                      "the area), band 2 probability in percent")
-    overwrite: bool = Field(False, description="replace existing outputs")
-    mask_threshold: float = Field(0.5, description="probability from which a pixel is the target")
-    simplify: float = Field(0.0, description="simplify polygon edges by this many pixels")
-    min_area: float = Field(0.0, description="drop polygons smaller than this, m²")
 
 
 class AskRequest(_DescribeRequest):
@@ -191,8 +191,6 @@ class AskRequest(_DescribeRequest):
     max_new_tokens: int = Field(256, description="longest answer in tokens")
     out: str | None = Field(None, description="polygons of the phrases the answer grounds (prompt, phrase, score, "
                                               "area_m2): .gpkg, .shp, .geojson or .fgb")
-    overwrite: bool = Field(False, description="replace an existing output")
-    mask_threshold: float = Field(0.5, description="probability from which a pixel belongs to a phrase's mask")
 
 
 JOB_REQUESTS = {"segment": SegmentRequest, "download_weights": DownloadWeightsRequest, "classify": ClassifyRequest,
