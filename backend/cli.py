@@ -517,6 +517,131 @@ def _weights(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+EVAL_HELP = """\
+Score a model on the public benchmarks in their released folder layouts, at the authors'
+image-level protocol (resize, slide windows, their thresholds), and write the scores as JSON
+and a Markdown table with the paper's number beside ours. One confusion matrix per split:
+per-class IoU, mIoU, foreground IoU for single-class sets, pixel accuracy; label pixels of
+the ignore index (255) are not scored. Partial results are kept under --out: running the
+same command again continues where it stopped. Data sets, their folders and layouts:
+docs/datasets.md ('rsov eval --list' names them).
+
+  rsov eval --dataset loveda --root data/LoveDA --limit 50
+  rsov eval --suite segearth-ov-table2 --root data --save-pred
+  rsov eval --labels labels/ --images tiles/ --classes "background; building" --class-values 0,1
+"""
+
+
+def _add_eval(commands) -> None:
+    p = commands.add_parser("eval", help="score a model on the papers' benchmarks, or on your own labelled rasters",
+                            description=EVAL_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = p.add_argument_group("what to score (one of)")
+    what.add_argument("--dataset", help="a benchmark data set, e.g. openearthmap, loveda, whu-aerial")
+    what.add_argument("--suite", help="a paper's table: segearth-ov-table2, segearth-ov-table3, segearth-ov-sar, "
+                                      "farslip-ovss")
+    what.add_argument("--labels", type=Path, metavar="DIR_OR_FILE", help="your own label raster(s), aligned with "
+                      "--images (a folder: paired by file name)")
+    what.add_argument("--list", action="store_true", help="list the data sets and suites, and exit")
+    data = p.add_argument_group("benchmarks")
+    data.add_argument("--root", type=Path, metavar="DIR", help="the data set's folder (with --suite: the folder "
+                      "holding each data set's folder)")
+    data.add_argument("--split", help="the split to score (default: the one the paper reports)")
+    data.add_argument("--limit", type=int, metavar="N", help="score only the first N images (by name)")
+    own = p.add_argument_group("your own labels")
+    own.add_argument("--images", type=Path, metavar="DIR_OR_FILE", help="the image(s) the labels belong to")
+    own.add_argument("--classes", help='the classes, separated by ";" (synonyms by ","), e.g. "background; building"')
+    own.add_argument("--class-values", type=_whole_numbers, metavar="V,V,...",
+                     help="the label value of each class, in order (default 0,1,2,...); other values are not scored")
+    model = p.add_argument_group("model")
+    model.add_argument("--model", help="model preset (default: the suite's, else segearth-ov)")
+    model.add_argument("--clip-weights", help="CLIP checkpoint file or registry name (default: the preset's)")
+    model.add_argument("--upsampler-weights", help="SimFeatUp checkpoint file or registry name")
+    model.add_argument("--no-upsampler", action="store_true", help="bilinear logits instead of SimFeatUp")
+    model.add_argument("--predictions", type=Path, metavar="DIR", help="score saved class maps (<image id>.png, as "
+                       "--save-pred writes them) instead of running a model")
+    out = p.add_argument_group("outputs")
+    out.add_argument("--out", type=Path, default=Path("rsov-eval"), metavar="DIR",
+                     help="results and partial results (default: rsov-eval)")
+    out.add_argument("--save-pred", action="store_true", help="keep each image's predicted class map as a PNG")
+    out.add_argument("--overwrite", action="store_true", help="discard partial results made with other settings")
+    run = p.add_argument_group("running")
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    run.add_argument("--precision", default="auto", help="auto, fp32, fp16 or bf16 (auto: fp32 on CPU, fp16 on GPU)")
+    run.add_argument("--batch-size", type=int, default=8, help="windows per model call (default 8)")
+    run.add_argument("--offline", action="store_true", help="never download weights")
+    run.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(handler=_eval, flags=_flags(p))
+
+
+def _whole_numbers(text: str) -> tuple[int, ...]:
+    from backend.jobs import parse_numbers
+
+    try:
+        return parse_numbers(text, int)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of whole numbers; give e.g. 0,1,2") from None
+
+
+def _eval_list() -> int:
+    from backend.eval.datasets import DATASETS
+    from backend.eval.suites import SUITES
+
+    print("data sets (--dataset NAME --root FOLDER; in a suite, FOLDER is ROOT/<folder>):")
+    for spec in DATASETS.values():
+        print(f"  {spec.name:20s} {spec.title} ({spec.modality}, {spec.split} split), folder {spec.folder}")
+    print("suites (--suite NAME):")
+    for suite in SUITES.values():
+        print(f"  {suite.name:20s} {suite.title}, model {suite.model}: {', '.join(suite.datasets)}")
+    return 0
+
+
+class _EvalBar:
+    """One tqdm bar of images per data set."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet, self.bar, self.stage = quiet, None, None
+
+    def __call__(self, stage: str, done: float, total: float) -> None:
+        from tqdm import tqdm
+
+        if self.quiet:
+            return
+        if stage != self.stage:
+            self.close()
+            self.stage = stage
+            self.bar = tqdm(total=total, initial=done, unit=" images", desc=stage, dynamic_ncols=True)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from backend.eval.job import EvalJob
+    from backend.eval.report import difference, percent
+    from backend.eval.runner import evaluate
+
+    if args.list:
+        return _eval_list()
+    job = EvalJob(**{name: getattr(args, name) for name in EvalJob.field_names() if hasattr(args, name)})
+    bar = _EvalBar(args.quiet)
+    try:
+        report = evaluate(job, bar)
+    finally:
+        bar.close()
+    if not args.quiet:
+        for r in report.results:
+            metric = "foreground IoU" if r.metric == "foreground_iou" else "mIoU"
+            paper = f" (paper {percent(r.paper)}, {difference(r.value, r.paper)})" if r.paper is not None else ""
+            print(f"{r.title} {r.split}, {r.images} images: {metric} {percent(r.value)}{paper}")
+        for name, why in report.skipped.items():
+            print(f"{name}: not run ({why})")
+        print("wrote " + ", ".join(str(p) for p in report.outputs))
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad command line in one line, not the whole usage."""
 
@@ -536,6 +661,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_retrieve(commands)
     _add_refer(commands)
     _add_ask(commands)
+    _add_eval(commands)
     return parser
 
 

@@ -42,13 +42,14 @@ class ModelPreset:
     logit_scale: float = 50.0
     description: str = ""
     modality: str = "optical"  # or "sar": the imagery the encoder was trained on
+    dataset_thresholds: bool = True  # rsov eval: the authors score this family with each data set's prob_thd/bg_idx
 
 
 def _rs_ovss(name: str, quick_gelu: bool, description: str) -> ModelPreset:
     """A remote-sensing CLIP in RS-OVSS's protocol (see the module docstring); its weights share its name."""
     return ModelPreset(name, name, quick_gelu=quick_gelu, attention="segearth", attention_blocks=1,
                        upsampler_weights=None, gba_lambda=0.0, prob_threshold=0.0, window=224, stride=112,
-                       logit_scale=50.0, description=description)
+                       logit_scale=50.0, description=description, dataset_thresholds=False)
 
 
 MODEL_PRESETS: dict[str, ModelPreset] = {p.name: p for p in (
@@ -94,7 +95,8 @@ DATASET_PRESETS: dict[str, DatasetPreset] = {p.name: p for p in (
     DatasetPreset("deepglobe", 0.7), DatasetPreset("massachusetts", 0.7), DatasetPreset("spacenet", 0.7),
     DatasetPreset("chn6-cug", 0.8), DatasetPreset("xbd", 0.0, 0, gba_lambda=0.0),
     # SAR (SegEarth-OV-2 configs, with --model segearth-ov-sar)
-    DatasetPreset("openearthmap-sar", 0.0), DatasetPreset("ddhr-sar", 0.0), DatasetPreset("fusar-map", 0.0),
+    DatasetPreset("openearthmap-sar", 0.0), DatasetPreset("ddhr-korea-sar", 0.0),
+    DatasetPreset("ddhr-shandong-sar", 0.0), DatasetPreset("ddhr-xian-sar", 0.0), DatasetPreset("fusar-map", 0.0),
     DatasetPreset("pie-sar", 0.0), DatasetPreset("whu-sar", 0.0, 6), DatasetPreset("yeseg-sar", 0.3),
 )}
 
