@@ -24,6 +24,7 @@ from backend.eval.job import EvalJob
 from backend.eval.predictions import read_prediction, write_prediction
 from backend.eval.state import RunState
 from backend.eval.suites import find_suite, paper_number
+from backend.models.registry import find_model_preset
 
 log = logging.getLogger("rsov")
 Progress = Callable[[str, float, float], None]  # (stage: the data set's title, images done, images in all)
@@ -124,8 +125,8 @@ def evaluate_dataset(job: EvalJob, spec: DatasetSpec, root: Path, model: str, pr
     layout, samples = open_split(spec, root, job.split)
     if job.limit is not None:
         samples = samples[:job.limit]
-    class_lines = spec.class_lines()
     config = None if job.predictions else model_config(job, spec, model)
+    class_lines = spec.class_lines(rs_ovss=config is not None and not find_model_preset(model).dataset_thresholds)
     fingerprint = {
         "dataset": spec.name, "split": job.split or spec.split, "layout": layout.name, "classes": class_lines,
         "protocol": dataclasses.asdict(spec.protocol),
@@ -180,7 +181,7 @@ def _scores_of(state: RunState, class_lines: list[str], spec: DatasetSpec) -> di
 
 def model_config(job: EvalJob, spec: DatasetSpec, model: str):
     """The model preset with the data set's thresholds, as the authors evaluate that model family."""
-    from backend.models.registry import find_model_preset, resolve_config
+    from backend.models.registry import resolve_config
 
     preset = find_model_preset(model)
     return resolve_config(model, spec.preset if preset.dataset_thresholds else None,

@@ -42,7 +42,7 @@ class ModelPreset:
     logit_scale: float = 50.0
     description: str = ""
     modality: str = "optical"  # or "sar": the imagery the encoder was trained on
-    dataset_thresholds: bool = True  # rsov eval: the authors score this family with each data set's prob_thd/bg_idx
+    dataset_thresholds: bool = True  # rsov eval: each data set's prob_thd/bg_idx; False: RS-OVSS's (0, 0, its names)
 
 
 def _rs_ovss(name: str, quick_gelu: bool, description: str) -> ModelPreset:
@@ -85,6 +85,7 @@ class DatasetPreset:
     prob_threshold: float
     background_index: int = 0
     gba_lambda: float | None = None  # None: keep the model preset's
+    modality: str = "optical"
 
 
 DATASET_PRESETS: dict[str, DatasetPreset] = {p.name: p for p in (
@@ -95,9 +96,10 @@ DATASET_PRESETS: dict[str, DatasetPreset] = {p.name: p for p in (
     DatasetPreset("deepglobe", 0.7), DatasetPreset("massachusetts", 0.7), DatasetPreset("spacenet", 0.7),
     DatasetPreset("chn6-cug", 0.8), DatasetPreset("xbd", 0.0, 0, gba_lambda=0.0),
     # SAR (SegEarth-OV-2 configs, with --model segearth-ov-sar)
-    DatasetPreset("openearthmap-sar", 0.0), DatasetPreset("ddhr-korea-sar", 0.0),
-    DatasetPreset("ddhr-shandong-sar", 0.0), DatasetPreset("ddhr-xian-sar", 0.0), DatasetPreset("fusar-map", 0.0),
-    DatasetPreset("pie-sar", 0.0), DatasetPreset("whu-sar", 0.0, 6), DatasetPreset("yeseg-sar", 0.3),
+    *(DatasetPreset(name, threshold, background, modality="sar") for name, threshold, background in (
+        ("openearthmap-sar", 0.0, 0), ("ddhr-korea-sar", 0.0, 0), ("ddhr-shandong-sar", 0.0, 0),
+        ("ddhr-xian-sar", 0.0, 0), ("fusar-map", 0.0, 0), ("pie-sar", 0.0, 0), ("whu-sar", 0.0, 6),
+        ("yeseg-sar", 0.3, 0))),
 )}
 
 

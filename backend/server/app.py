@@ -156,9 +156,9 @@ def _add_routes(api: APIRouter, service: Service) -> None:
     def dataset_presets() -> list[DatasetPresetInfo]:
         from backend.models.registry import DATASET_PRESETS, dataset_classes
 
-        return [DatasetPresetInfo(name=preset.name, modality="sar" if preset.name.endswith("-sar") else "optical",
-                                  prob_threshold=preset.prob_threshold, background_index=preset.background_index,
-                                  **dataset_classes()[preset.name])
+        return [DatasetPresetInfo(name=preset.name, modality=preset.modality, prob_threshold=preset.prob_threshold,
+                                  background_index=preset.background_index, classes=dataset_classes()[preset.name]["classes"],
+                                  source=dataset_classes()[preset.name]["source"])
                 for preset in DATASET_PRESETS.values()]
 
     @api.post("/jobs", status_code=202, response_model=Submitted, responses=_errors(400, 422),

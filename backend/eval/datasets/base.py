@@ -72,11 +72,13 @@ class DatasetSpec:
     foreground: int | None = None  # single-class sets: the class whose IoU the papers report
     classes_key: str | None = None  # its entry in dataset_classes.json when not the preset's name
 
-    def class_lines(self) -> list[str]:
-        """The paper's class names in class-index order, synonyms by commas."""
+    def class_lines(self, rs_ovss: bool = False) -> list[str]:
+        """The paper's class names in class-index order, synonyms by commas (``rs_ovss``: as FarSLIP's
+        RS-OVSS evaluation names them, where they differ)."""
         from backend.models.registry import dataset_classes
 
-        return list(dataset_classes()[self.classes_key or self.preset]["classes"])
+        entry = dataset_classes()[self.classes_key or self.preset]
+        return list(entry["rs_ovss_classes"] if rs_ovss and "rs_ovss_classes" in entry else entry["classes"])
 
 
 # -- finding pairs ---------------------------------------------------------------------------------
@@ -194,16 +196,10 @@ def colours(table: Mapping[tuple[int, int, int], int], default: int = IGNORE) ->
 
 
 def binary(threshold: int = 128) -> LabelDecoder:
-    """0/255 masks (or 0/1): values >= ``threshold`` are class 1, the rest class 0 (the authors' conversion).
-
-    A mask whose largest value is 1 is read as 0/1 already.
-    """
+    """0/255 masks: values >= ``threshold`` are class 1, the rest class 0 (the authors' conversion)."""
 
     def decode(raw: np.ndarray) -> np.ndarray:
-        band = _first_band(raw)
-        if band.max(initial=0) <= 1:
-            return band.astype(np.uint8)
-        return (band >= threshold).astype(np.uint8)
+        return (_first_band(raw) >= threshold).astype(np.uint8)
 
     return decode
 
@@ -234,7 +230,7 @@ def read_label(layout: Layout, path: Path) -> np.ndarray:
     try:
         return layout.decode(read_raw(path))
     except ValueError as error:
-        raise UserInputError(f"{path} is not a {layout.name} label of this data set ({error}); check the layout "
+        raise UserInputError(f"{path} is not a label of this data set's {layout.name} layout ({error}); check the layout "
                              "in docs/datasets.md.", "root") from None
 
 
