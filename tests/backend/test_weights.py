@@ -17,8 +17,12 @@ from tests.helpers.fake_hub import FakeHub
 
 @pytest.fixture
 def online(monkeypatch):
+    import huggingface_hub.constants
+
     monkeypatch.setenv("RSOV_OFFLINE", "0")
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    # the hub client reads HF_HUB_OFFLINE once, when first imported (open_clip imports it early)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     with FakeHub() as hub:
         monkeypatch.setenv("RSOV_HF_ENDPOINT", hub.url)
         yield hub
