@@ -70,7 +70,8 @@ def evaluate_own_labels(job: EvalJob, progress, should_stop: Callable[[], bool] 
     folder = job.out / f"own-labels-{model}"
     state = RunState.open(folder / "state.json", fingerprint, len(classes), job.overwrite)
     report = progress or (lambda stage, done, total: None)
-    todo = [s for s in samples if s.id not in set(state.done)]
+    finished = set(state.done)
+    todo = [s for s in samples if s.id not in finished]
     report("own labels", len(samples) - len(todo), len(samples))
     try:
         for number, sample in enumerate(todo, start=len(samples) - len(todo) + 1):

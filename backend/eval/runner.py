@@ -165,11 +165,14 @@ def evaluate_dataset(job: EvalJob, spec: DatasetSpec, root: Path, model: str, pr
             report(spec.title, number, len(samples))
     finally:
         state.save()  # what was scored stays scored, whatever stopped the loop
-    scored = [s for s in samples if s.id in set(state.done)]
+    beyond = len(set(state.done) - {s.id for s in samples})
+    if beyond:
+        log.warning("%s: the saved results also hold %d images beyond --limit %s; the scores cover all %d.",
+                    spec.title, beyond, job.limit, len(state.done))
     metric = "foreground_iou" if spec.foreground is not None else "miou"
     paper = None if job.predictions else paper_number(model, spec.name)
     return DatasetResult(spec.name, spec.title, job.split or spec.split, layout.name,
-                         "predictions" if job.predictions else model, len(scored),
+                         "predictions" if job.predictions else model, len(state.done),
                          _scores_of(state, class_lines, spec), metric,
                          paper[0] if paper else None, paper[1] if paper else None, state.seconds, fingerprint,
                          state.matrix.matrix.tolist())
