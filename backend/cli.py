@@ -80,34 +80,43 @@ def _add_segment(commands) -> None:
     model.add_argument("--background-index", type=int, help="class index given to low-probability pixels")
     model.add_argument("--window", type=int, help="slide window size in pixels (default 224)")
     model.add_argument("--stride", type=int, help="slide stride in pixels (default 112)")
-    run = p.add_argument_group("running")
-    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    run.add_argument("--precision", default="auto", help="auto, fp32, fp16 or bf16 (auto: fp32 on CPU, fp16 on GPU)")
-    run.add_argument("--batch-size", type=int, default=8, help="windows per model call")
+    run = _add_running(p, (8, "windows per model call"))
     run.add_argument("--strip-width", type=int, default=DEFAULT_STRIP_WIDTH, metavar="PIXELS",
                      help="process wider rasters in column strips of this width (bounds memory)")
-    run.add_argument("--offline", action="store_true", help="never download weights")
-    run.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(handler=_segment, flags=_flags(p))
 
 
-def _bands(text: str) -> tuple[int, ...]:
-    from backend.jobs import parse_numbers
+def _number_list(kind: type, what: str, example: str):
+    """An argparse type for "a,b,c" lists of ``kind``; a bad list is one line naming ``what`` and ``example``."""
 
-    try:
-        return parse_numbers(text, int)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a list of band numbers; give e.g. 4,3,2 or 1") from None
+    def parse(text: str) -> tuple:
+        from backend.jobs import parse_numbers
+
+        try:
+            return parse_numbers(text, kind)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a list of {what}; give {example}") from None
+
+    return parse
 
 
-def _numbers(text: str) -> tuple[float, ...]:
-    from backend.jobs import parse_numbers
+_bands = _number_list(int, "band numbers", "e.g. 4,3,2 or 1")
+_numbers = _number_list(float, "numbers", "MIN,MAX or MIN,MAX per band")
+_whole_numbers = _number_list(int, "whole numbers", "e.g. 0,1,2")
 
-    try:
-        return parse_numbers(text, float)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a list of numbers; give MIN,MAX or MIN,MAX per band") \
-            from None
+
+def _add_running(p: argparse.ArgumentParser, batch: tuple[int, str] | None,
+                 precision_help: str = "auto, fp32, fp16 or bf16 (auto: fp32 on CPU, fp16 on GPU)",
+                 offline_help: str = "never download weights", quiet_help: str = "no progress bar or summary"):
+    """The running options every model command shares; ``batch``: (default, help) of --batch-size, or None."""
+    run = p.add_argument_group("running")
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    run.add_argument("--precision", default="auto", help=precision_help)
+    if batch is not None:
+        run.add_argument("--batch-size", type=int, default=batch[0], help=batch[1])
+    run.add_argument("--offline", action="store_true", help=offline_help)
+    run.add_argument("--quiet", action="store_true", help=quiet_help)
+    return run
 
 
 def _flags(parser: argparse.ArgumentParser) -> dict[str, str]:
@@ -236,12 +245,7 @@ def _add_clip_options(p: argparse.ArgumentParser) -> None:
                        "segearth-ov, OpenAI's ViT-B/16; the farslip* presets are remote-sensing CLIPs)")
     model.add_argument("--clip-weights", help="CLIP checkpoint file or registry name (default: the preset's)")
     model.add_argument("--activation", help="quickgelu or gelu (default: the preset's)")
-    run = p.add_argument_group("running")
-    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    run.add_argument("--precision", default="auto", help="auto, fp32, fp16 or bf16 (auto: fp32 on CPU, fp16 on GPU)")
-    run.add_argument("--batch-size", type=int, default=16, help="images per model call (default 16)")
-    run.add_argument("--offline", action="store_true", help="never download weights")
-    run.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    _add_running(p, (16, "images per model call (default 16)"))
 
 
 def _add_classify(commands) -> None:
@@ -387,12 +391,8 @@ def _add_describe_options(p: argparse.ArgumentParser, outputs: str):
     read.add_argument("--bands", type=_bands, help="1-based bands as R,G,B (default 1,2,3)")
     read.add_argument("--stretch", type=_numbers, help="MIN,MAX for all bands or per band (default: 2-98 "
                                                        "percentiles, except uint8)")
-    run = p.add_argument_group("running")
-    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    run.add_argument("--precision", default="auto",
-                     help="auto, fp32, fp16 or bf16 (auto: fp32 on CPU, bf16 or fp16 on GPU)")
-    run.add_argument("--offline", action="store_true", help="never download base models")
-    run.add_argument("--quiet", action="store_true", help="print only the answer")
+    _add_running(p, None, precision_help="auto, fp32, fp16 or bf16 (auto: fp32 on CPU, bf16 or fp16 on GPU)",
+                 offline_help="never download base models", quiet_help="print only the answer")
     out = p.add_argument_group(outputs)
     out.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     out.add_argument("--mask-threshold", type=float, default=0.5, help="probability from which a pixel is in a "
@@ -564,22 +564,8 @@ def _add_eval(commands) -> None:
                      help="results and partial results (default: rsov-eval)")
     out.add_argument("--save-pred", action="store_true", help="keep each image's predicted class map as a PNG")
     out.add_argument("--overwrite", action="store_true", help="discard partial results made with other settings")
-    run = p.add_argument_group("running")
-    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    run.add_argument("--precision", default="auto", help="auto, fp32, fp16 or bf16 (auto: fp32 on CPU, fp16 on GPU)")
-    run.add_argument("--batch-size", type=int, default=8, help="windows per model call (default 8)")
-    run.add_argument("--offline", action="store_true", help="never download weights")
-    run.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    _add_running(p, (8, "windows per model call (default 8)"))
     p.set_defaults(handler=_eval, flags=_flags(p))
-
-
-def _whole_numbers(text: str) -> tuple[int, ...]:
-    from backend.jobs import parse_numbers
-
-    try:
-        return parse_numbers(text, int)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a list of whole numbers; give e.g. 0,1,2") from None
 
 
 def _eval_list() -> int:

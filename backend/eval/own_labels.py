@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from backend.errors import Cancelled, UserInputError
-from backend.eval.datasets.base import IGNORE, IMAGE_SUFFIXES, Sample, files_with_suffix
+from backend.eval.datasets.base import IGNORE, Sample, pair_folders
 from backend.eval.job import EvalJob
 from backend.eval.state import RunState
 
@@ -32,8 +32,7 @@ def pair_own_labels(images: Path, labels: Path) -> list[Sample]:
         raise UserInputError("give {images} and {labels} both as files or both as folders.", "images", "labels")
     if images.is_file():
         return [Sample(images.stem, images, labels)]
-    by_stem = {p.stem: p for p in files_with_suffix(labels, IMAGE_SUFFIXES)}
-    pairs = [Sample(p.stem, p, by_stem[p.stem]) for p in files_with_suffix(images, IMAGE_SUFFIXES) if p.stem in by_stem]
+    pairs = pair_folders(images, labels)
     if not pairs:
         raise UserInputError(f"no image in {images} has a label of the same name in {labels}; name each label raster "
                              "after its image (e.g. tile_07.tif in both).", "labels")

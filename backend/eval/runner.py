@@ -173,13 +173,10 @@ def evaluate_dataset(job: EvalJob, spec: DatasetSpec, root: Path, model: str, pr
     paper = None if job.predictions else paper_number(model, spec.name)
     return DatasetResult(spec.name, spec.title, job.split or spec.split, layout.name,
                          "predictions" if job.predictions else model, len(state.done),
-                         _scores_of(state, class_lines, spec), metric,
+                         state.matrix.scores([line.split(",")[0].strip() for line in class_lines], spec.foreground),
+                         metric,
                          paper[0] if paper else None, paper[1] if paper else None, state.seconds, fingerprint,
                          state.matrix.matrix.tolist())
-
-
-def _scores_of(state: RunState, class_lines: list[str], spec: DatasetSpec) -> dict:
-    return state.matrix.scores([line.split(",")[0].strip() for line in class_lines], spec.foreground)
 
 
 def model_config(job: EvalJob, spec: DatasetSpec, model: str):
