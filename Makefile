@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	@test -x $(PY) || $(SYS_PYTHON) -m venv --system-site-packages $(VENV)
 	$(PIP) install -q --upgrade "pip>=24" "setuptools>=68"
 	# sam2 is a source package: SAM2_BUILD_CUDA=0 skips its optional CUDA extension
-	SAM2_BUILD_CUDA=0 $(PIP) install -q -c constraints.txt --build-constraint constraints.txt -e ".[test,train,geomag]"
+	SAM2_BUILD_CUDA=0 $(PIP) install -q -c constraints.txt --build-constraint constraints.txt -e ".[test,train,geomag,cluster]"
 	@touch $(STAMP)
 
 venv: $(STAMP)

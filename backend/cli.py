@@ -1,6 +1,7 @@
 """``rsov``: the command line of the engine.
 
 rsov segment INPUT (--classes-file F | --classes "a; b,c") --out-raster CLASSES.tif [...]
+rsov batch INPUTS (--classes-file F | --classes "a; b,c") --out-dir DIR [--workers N | --ray auto] [...]
 rsov serve [--host H] [--port P] [--token T] [--output-root DIR ...]
 rsov weights list | download NAME | verify [NAME] | path NAME
 rsov classify IMAGE_OR_FOLDER (--classes-file F | --classes "a; b,c") [--tile PIXELS] [--out CSV_OR_GRID] [...]
@@ -37,6 +38,12 @@ def _add_segment(commands) -> None:
     out.add_argument("--out-probs", type=Path, help="probability raster to write (COG, float32, band i = class i)")
     out.add_argument("--preview", type=Path, help="PNG preview of the classes beside the image")
     out.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    _add_scene_options(p)
+    p.set_defaults(handler=_segment, flags=_flags(p))
+
+
+def _add_scene_options(p: argparse.ArgumentParser) -> None:
+    """How each raster is read, segmented and vectorised: the options segment and batch share."""
     read = p.add_argument_group("reading")
     read.add_argument("--bands", type=_bands, help="1-based bands as R,G,B (e.g. 4,3,2), or one band repeated "
                                                    "(default 1,2,3); SAR: CO or CO,CROSS (default: the VV/HH band)")
@@ -83,7 +90,16 @@ def _add_segment(commands) -> None:
     run = _add_running(p, (8, "windows per model call"))
     run.add_argument("--strip-width", type=int, default=DEFAULT_STRIP_WIDTH, metavar="PIXELS",
                      help="process wider rasters in column strips of this width (bounds memory)")
-    p.set_defaults(handler=_segment, flags=_flags(p))
+    _add_ray(run)
+
+
+def _add_ray(group) -> None:
+    """--ray and --ray-workers (docs/scale.md)."""
+    group.add_argument("--ray", metavar="auto|ADDRESS",
+                       help="run on a Ray cluster: auto (the cluster of this machine, else a local one) or its "
+                            "address HOST:6379 / ray://HOST:10001 (needs rs-openvocab[cluster])")
+    group.add_argument("--ray-workers", type=int, metavar="N",
+                       help="model workers on the cluster (default: one per GPU, else one per two CPUs)")
 
 
 def _number_list(kind: type, what: str, example: str):
@@ -290,6 +306,101 @@ class _CountBar:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+BATCH_HELP = """\
+Segment many scenes, one output set each, named after the scene: DIR/NAME.tif (classes),
+DIR/NAME.gpkg (polygons; --vector-format) and with --probs DIR/NAME-probs.tif. INPUTS is
+  - a folder: every raster in it and its subfolders;
+  - a glob, quoted: 'tiles/**/*.tif';
+  - a .txt list (one path or URL a line, # comments) or a .csv list (column path, url, href
+    or source, else the first); https:// URLs are read through /vsicurl/, s3:// /vsis3/,
+    gs:// /vsigs/; relative paths are relative to the list's folder;
+  - a STAC ItemCollection .json: each item's --asset (default: visual, else its one GeoTIFF).
+DIR/manifest.csv (--manifest-format parquet) has a row per scene: status (done or failed),
+seconds, the classes found, polygons, outputs, and for a failed scene the error in one
+sentence. It is saved after each scene: running the same command again skips the scenes
+done and retries those that failed. A scene that fails never stops the batch.
+Scenes run one at a time in this process, on --workers processes of this machine, or on a
+Ray cluster (--ray): the same outputs each way (docs/scale.md).
+Exit status: 0 when every scene is done, 1 when some failed (see the manifest), 2 for a bad
+command line.
+"""
+
+
+def _add_batch(commands) -> None:
+    p = commands.add_parser("batch", help="segment many scenes (a folder, a list, a STAC search), resumably",
+                            description=BATCH_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", metavar="INPUTS", help="a folder, a quoted glob, a .txt or .csv list of paths or URLs, "
+                                                    "or a STAC ItemCollection .json")
+    classes = p.add_mutually_exclusive_group(required=True)
+    classes.add_argument("--classes-file", type=Path, help="one class per line, comma-separated synonyms")
+    classes.add_argument("--classes", help='classes separated by ";", synonyms by ",", e.g. "background; building,roof"')
+    out = p.add_argument_group("outputs")
+    out.add_argument("--out-dir", type=Path, required=True, metavar="DIR", help="the folder of every scene's "
+                     "outputs and the manifest")
+    out.add_argument("--probs", action="store_true", help="also NAME-probs.tif, the probability raster")
+    out.add_argument("--no-polygons", action="store_true", help="the class raster only")
+    out.add_argument("--vector-format", default="gpkg", choices=("gpkg", "shp", "fgb", "geojson"),
+                     help="the polygons' format (default gpkg)")
+    out.add_argument("--manifest-format", default="csv", choices=("csv", "parquet"),
+                     help="DIR/manifest.csv (default) or DIR/manifest.parquet (needs pyarrow)")
+    scenes = p.add_argument_group("scenes")
+    scenes.add_argument("--asset", metavar="KEY", help="STAC: the asset to segment (default: visual, else each "
+                                                       "item's one GeoTIFF)")
+    scenes.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="scenes at once, each in its own process on this machine (default 1; a cluster: "
+                             "--ray)")
+    _add_scene_options(p)
+    p.set_defaults(handler=_batch, flags=_flags(p))
+
+
+class _SceneBar(_CountBar):
+    """Scenes done: it starts at those an earlier run did, so its rate is this run's."""
+
+    def __call__(self, stage: str, done: float, total: float) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None and not self.quiet and stage == self.stage and total:
+            self.bar = tqdm(total=total, initial=done, unit=f" {self.unit}", desc=stage, dynamic_ncols=True)
+        super().__call__(stage, done, total)
+
+
+def _job_with_classes(args: argparse.Namespace, kind: type):
+    """The job of type ``kind`` from the command line, its classes from --classes or --classes-file."""
+    from backend.prompts import parse_class_file, parse_inline_classes
+
+    if args.classes_file:
+        args.flags["classes"] = "--classes-file"  # sentences about the classes name the flag that was used
+    values = {name: getattr(args, name) for name in kind.field_names() if hasattr(args, name)}
+    values["classes"] = parse_class_file(args.classes_file) if args.classes_file else parse_inline_classes(args.classes)
+    return kind(**values)
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from backend.batch.job import BatchJob
+    from backend.batch.runner import run_batch
+
+    job = _job_with_classes(args, BatchJob)
+    logging.getLogger("rsov").setLevel(logging.WARNING)  # each scene's reading notes: the manifest has the facts
+    bar = _SceneBar(args.quiet, "segmenting", "scenes")
+    try:
+        result = run_batch(job, bar)
+    except (Cancelled, KeyboardInterrupt) as stopped:  # Ctrl-C, or SIGTERM (Terminated)
+        bar.close()
+        print(f"rsov: stopped; the scenes finished are in {job.manifest_path}: run the same command again to "
+              "go on.", file=sys.stderr)
+        return 143 if isinstance(stopped, Terminated) else 130
+    finally:
+        bar.close()
+    if not args.quiet:
+        speed = f"{result.scenes_per_second:.3g} scenes/s" if result.done + result.failed else "none run"
+        print(f"{result.scenes} scenes: {result.done} done, {result.failed} failed, {result.skipped} skipped in "
+              f"{result.seconds:.1f} s ({speed}; {result.where}); manifest: {result.manifest}")
+        for row in result.rows:
+            if row["status"] == "failed":
+                print(f"  {row['scene']}: {row['error']}", file=sys.stderr)
+    return 1 if result.failed else 0
 
 
 def _classify(args: argparse.Namespace) -> int:
@@ -641,6 +752,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rsov {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_segment(commands)
+    _add_batch(commands)
     _add_serve(commands)
     _add_weights(commands)
     _add_classify(commands)

@@ -22,7 +22,7 @@ from backend.raster.files import (LOW_SPACE_BYTES, Staging, disk_errors, ensure_
                                   remove_debris)
 from backend.raster.grid import Grid, on_the_ground
 from backend.raster.source import RasterSource
-from backend.raster.tiling import total_windows
+from backend.raster.tiling import Strip, plan_strips, window_starts
 from backend.raster.writers import (CLASS_NODATA, CONFIDENCE_SCALE, copy_as_cog, label_class_raster,
                                     label_probability_raster, open_grid_raster, resample_to_grid)
 
@@ -101,31 +101,44 @@ def _segment_on_device(job: SegmentJob, progress: Progress | None, should_stop: 
     megapixels = work.height * work.width / 1e6
     report = progress or (lambda stage, done, total: None)
     report("loading model", 0.0, megapixels)
-    segmentor = load_segmentor(config, models)
+    if job.ray is None:
+        segmentor = load_segmentor(config, models)
     log.info("%s", notes[0])  # once the model is there: an error is then the only line a failed load prints
     if mismatch:
         log.warning("%s", mismatch)
-    report("encoding classes", 0.0, megapixels)
-    prompts = segmentor.prompt(job.classes)
+    if job.ray is None:
+        report("encoding classes", 0.0, megapixels)
+        prompts = segmentor.prompt(job.classes)
+        device = str(segmentor.device)
+    strips = plan_strips(work.width, config.window, config.stride, job.strip_width)
     started = time.perf_counter()
-    windows = total_windows(work.height, work.width, config.window, config.stride, job.strip_width)
 
     def window_progress(done: int, total: int) -> None:
         report("segmenting", megapixels * done / total, megapixels)
 
     with Staging() as staging:
         scratch = staging.scratch(job.outputs[0].parent)
-        report("segmenting", 0.0, megapixels)
+        pieces = None
         with disk_errors(job.outputs[0]):
-            stats = None
-            try:
-                stats = _infer(job, source, segmentor, prompts, config, scratch, window_progress, should_stop)
-            except DeviceMemoryError:
-                if not _make_room(models):
-                    raise
-            if stats is None:  # out of the handler: the failed attempt's tensors are freed before the retry
-                release_memory()
-                stats = _infer(job, source, segmentor, prompts, config, scratch, window_progress, should_stop)
+            if job.ray is not None:
+                from backend.cluster.strips import run_on_ray
+
+                on_ray = run_on_ray(job, source, config, scratch, report, window_progress, should_stop)
+                stats, strips, pieces, device = on_ray.stats, on_ray.strips, on_ray.pieces, on_ray.device
+                notes.extend(on_ray.notes)
+            else:
+                report("segmenting", 0.0, megapixels)
+                stats = None
+                try:
+                    stats = infer_rasters(job, source, segmentor, prompts, config, scratch, window_progress,
+                                          should_stop)
+                except DeviceMemoryError:
+                    if not _make_room(models):
+                        raise
+                if stats is None:  # out of the handler: the failed attempt's tensors are freed before the retry
+                    release_memory()
+                    stats = infer_rasters(job, source, segmentor, prompts, config, scratch, window_progress,
+                                          should_stop)
         if stats.valid_pixels == 0:
             raise UserInputError(f"{job.raster} has no valid pixels in the area to segment (all nodata or outside "
                                  "{aoi}); choose another area or check the raster's nodata value.", "aoi")
@@ -142,8 +155,9 @@ def _segment_on_device(job: SegmentJob, progress: Progress | None, should_stop: 
             from backend.raster.vectorize import polygonize
 
             report("vectorizing", megapixels, megapixels)
+            bands = [(strip.core0, strip.core1) for strip in strips] if out == work else None
             frame = polygonize(rasters["classes"], rasters["confidence"], job.classes.names, job.polygon_options(),
-                               should_stop)
+                               should_stop, bands=bands, pieces=pieces if out == work else None)
         if should_stop is not None and should_stop():
             raise Cancelled("cancelled")
         report("writing", megapixels, megapixels)
@@ -151,9 +165,10 @@ def _segment_on_device(job: SegmentJob, progress: Progress | None, should_stop: 
         if should_stop is not None and should_stop():  # the last moment a cancel can keep the targets as they were
             raise Cancelled("cancelled")
         staging.commit()
+    windows = len(window_starts(work.height, config.window, config.stride)) * sum(len(strip.starts) for strip in strips)
     return SegmentResult(job.classes.names, stats.counts.astype(int).tolist(),
                          stats.areas.tolist() if on_the_ground(source.crs) else None, windows,
-                         time.perf_counter() - started, megapixels, str(segmentor.device), job.outputs,
+                         time.perf_counter() - started, megapixels, device, job.outputs,
                          None if frame is None else len(frame), notes)
 
 
@@ -201,34 +216,48 @@ def _write_outputs(job: SegmentJob, source: RasterSource, rasters: dict[str, Pat
 
 
 @dataclass
-class _Stats:
+class Stats:
+    """Pixels and m² of each class, and the valid pixels, in what was segmented."""
+
     counts: np.ndarray
     areas: np.ndarray
     valid_pixels: int = 0
 
+    def add(self, other: Stats) -> None:
+        self.counts += other.counts
+        self.areas += other.areas
+        self.valid_pixels += other.valid_pixels
 
-def _infer(job: SegmentJob, source: RasterSource, segmentor, prompts, config, scratch: Path,
-           progress: Callable[[int, int], None], should_stop: Callable[[], bool] | None) -> _Stats:
-    """Stream the model over the working grid into scratch rasters: classes, probabilities, confidence."""
+
+def infer_rasters(job: SegmentJob, source: RasterSource, segmentor, prompts, config, scratch: Path,
+                  progress: Callable[[int, int], None], should_stop: Callable[[], bool] | None,
+                  strips: list[Strip] | None = None) -> Stats:
+    """Stream the model over the working grid into scratch rasters: classes, probabilities, confidence.
+
+    Given ``strips`` (consecutive ones, as a cluster worker runs them), the rasters cover only
+    their core columns.
+    """
     from rasterio.windows import Window
 
     from backend.inference.streaming import stream_logits
 
     names = job.classes.names
     grid: Grid = source.grid
-    stats = _Stats(np.zeros(len(names)), np.zeros(len(names)))
+    col0 = strips[0].core0 if strips else 0
+    out_grid = grid if not strips else grid.subgrid(Window(col0, 0, strips[-1].core1 - col0, grid.height))
+    stats = Stats(np.zeros(len(names)), np.zeros(len(names)))
     with contextlib.ExitStack() as stack:
-        classes_out = stack.enter_context(open_grid_raster(scratch / "classes.tif", grid, 1, "uint8", CLASS_NODATA))
+        classes_out = stack.enter_context(open_grid_raster(scratch / "classes.tif", out_grid, 1, "uint8", CLASS_NODATA))
         probs_out = confidence_out = None
         if job.out_probs is not None:
             probs_out = stack.enter_context(
-                open_grid_raster(scratch / "probs.tif", grid, len(names), "float32", float("nan")))
+                open_grid_raster(scratch / "probs.tif", out_grid, len(names), "float32", float("nan")))
         if job.out is not None:
             confidence_out = stack.enter_context(
-                open_grid_raster(scratch / "confidence.tif", grid, 1, "uint16", None))
+                open_grid_raster(scratch / "confidence.tif", out_grid, 1, "uint16", None))
         blocks = stack.enter_context(contextlib.closing(stream_logits(
             source.reader, grid.height, grid.width, segmentor, prompts, config.window, config.stride,
-            job.batch_size, job.strip_width, progress, should_stop)))
+            job.batch_size, job.strip_width, progress, should_stop, strips)))
         bytes_per_pixel = 1 + (4 * len(names) if probs_out is not None else 0) + (2 if confidence_out is not None else 0)
         for block in blocks:
             classes, probabilities = segmentor.classify(block.logits, prompts)
@@ -236,7 +265,7 @@ def _infer(job: SegmentJob, source: RasterSource, segmentor, prompts, config, sc
             height, width = valid.shape
             # GDAL reports a full disk late and only on stderr: stop before a block could not be stored
             ensure_free_space(job.outputs[0], height * width * bytes_per_pixel + LOW_SPACE_BYTES)
-            window = Window(block.col, block.row, width, height)
+            window = Window(block.col - col0, block.row, width, height)
             class_map = classes.cpu().numpy().astype(np.uint8)
             class_map[~valid] = CLASS_NODATA
             classes_out.write(class_map, 1, window=window)
@@ -315,5 +344,12 @@ def _ask(job: AskJob, progress: Progress | None, should_stop: Callable[[], bool]
     return ask(job, progress, should_stop, models)
 
 
+def _batch(job, progress: Progress | None, should_stop: Callable[[], bool] | None, models: ModelCache | None):
+    """Many scenes (``backend.batch``): progress in scenes, each scene a segment job of its own."""
+    from backend.batch.runner import run_batch
+
+    return run_batch(job, progress, should_stop, models)
+
+
 _RUNNERS = {SegmentJob.kind: _segment, DownloadWeightsJob.kind: _download, ClassifyJob.kind: _classify,
-            RetrieveJob.kind: _retrieve, ReferJob.kind: _refer, AskJob.kind: _ask}
+            RetrieveJob.kind: _retrieve, ReferJob.kind: _refer, AskJob.kind: _ask, "batch": _batch}

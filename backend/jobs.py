@@ -25,17 +25,21 @@ VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".fgb")
 
 
 INT_FIELDS = ("resize_long_side", "speckle_window", "attention_blocks", "background_index", "window", "stride",
-              "batch_size", "strip_width", "top_k", "tile", "top", "max_new_tokens")
+              "batch_size", "strip_width", "top_k", "tile", "top", "max_new_tokens", "ray_workers",
+              "workers")
 FLOAT_FIELDS = ("gsd", "speckle_looks", "simplify", "min_area", "fill_holes", "gba_lambda", "prob_threshold",
                 "mask_threshold")
-BOOL_FIELDS = ("overwrite", "keep_gsd", "no_upsampler", "offline", "force", "no_magcrop")
+BOOL_FIELDS = ("overwrite", "keep_gsd", "no_upsampler", "offline", "force", "no_magcrop", "probs", "no_polygons")
 TEXT_FIELDS = ("name", "aoi", "aoi_layer", "aoi_crs", "modality", "sar_scale", "speckle", "out_crs", "model", "dataset_preset", "clip_weights",
-               "upsampler_weights", "attention", "activation", "device", "precision", "text", "prompt", "checkpoint")
-PATH_FIELDS = ("raster", "out_raster", "out", "out_probs", "preview", "input", "folder", "image")
+               "upsampler_weights", "attention", "activation", "device", "precision", "text", "prompt", "checkpoint",
+               "ray", "inputs", "asset", "manifest_format", "vector_format")
+PATH_FIELDS = ("raster", "out_raster", "out", "out_probs", "preview", "input", "folder", "image", "out_dir")
 OUTPUT_FIELDS = ("out_raster", "out_probs", "out", "preview")
 MAX_PATH_BYTES = 4096
 REQUIRED = {"raster": "give the raster to segment", "name": "give a weights name from 'rsov weights list'",
             "input": "give an image or a folder of images",
+            "inputs": "give a folder, a glob, a .txt or .csv list of paths or URLs, or a STAC ItemCollection .json",
+            "out_dir": "give the folder the scenes' outputs and the manifest go to",
             "prompt": "describe the target, e.g. 'the small boat beside the second pier'",
             "checkpoint": "give a GeoMag checkpoint file (training/geomag writes one)"}
 
@@ -184,6 +188,9 @@ class SegmentJob(Job):
     batch_size: int = 8
     strip_width: int = DEFAULT_STRIP_WIDTH
     offline: bool = False
+    # a Ray cluster (docs/scale.md): column strips run on its workers
+    ray: str | None = None  # auto (this machine's cluster, else a local one) or HOST:6379 / ray://HOST:10001
+    ray_workers: int | None = None  # default: one per GPU, else one per two CPUs
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -230,16 +237,8 @@ class SegmentJob(Job):
         from backend.raster.grid import on_the_ground
         from backend.raster.source import RasterSource
 
-        self._check_values()
-        config = self.model_config()
+        config = self.checked_model()
         self._check_outputs()
-        if config.background_index >= len(self.classes):
-            if self.background_index is not None:
-                raise UserInputError(f"{{background_index}} {self.background_index} is not a class index; give a "
-                                     f"value from 0 to {len(self.classes) - 1}.", "background_index")
-            raise UserInputError(f"{{dataset_preset}} {self.dataset_preset} gives background class "
-                                 f"{config.background_index} but only {len(self.classes)} classes are listed; give "
-                                 "the preset's classes or {background_index}.", "dataset_preset", "background_index")
         source = RasterSource.open(self.raster, self.read_options())
         if not on_the_ground(source.crs) and (self.min_area or self.fill_holes or self.out_crs):
             raise UserInputError(f"{self.raster} has no CRS on the ground, so {{min_area}}, {{fill_holes}} and "
@@ -247,7 +246,21 @@ class SegmentJob(Job):
                                  "min_area", "fill_holes", "out_crs")
         return config, source
 
+    def checked_model(self):
+        """Validate every value but the raster and the outputs; return the model config (no weights are read)."""
+        self._check_values()
+        config = self.model_config()
+        if config.background_index >= len(self.classes):
+            if self.background_index is not None:
+                raise UserInputError(f"{{background_index}} {self.background_index} is not a class index; give a "
+                                     f"value from 0 to {len(self.classes) - 1}.", "background_index")
+            raise UserInputError(f"{{dataset_preset}} {self.dataset_preset} gives background class "
+                                 f"{config.background_index} but only {len(self.classes)} classes are listed; give "
+                                 "the preset's classes or {background_index}.", "dataset_preset", "background_index")
+        return config
+
     def _check_values(self) -> None:
+        from backend.cluster.session import check_address
         from backend.models.checkpoints import check_weights_file
         from backend.raster.aoi import parse_crs
         from backend.weights import check_reference
@@ -267,6 +280,7 @@ class SegmentJob(Job):
                 raise UserInputError(f"{{{name}}} {getattr(self, name)} must be at least 1 {what}.", name)
         if self.out_crs is not None:
             parse_crs(self.out_crs, "out_crs")
+        check_address(self.ray, self.ray_workers)
         for name in ("clip_weights", "upsampler_weights"):
             if getattr(self, name) is not None:
                 path = check_reference(getattr(self, name), name)

@@ -34,3 +34,16 @@ def tiny_files(tmp_path_factory):
     }
     torch.save(openai_state_dict(model), files["openai_state_dict"])
     return files
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A real local Ray cluster of 2 CPUs for the whole session (started on first use, ~3 s)."""
+    ray = pytest.importorskip("ray")
+    from backend.cluster.session import LOCAL_OBJECT_STORE_BYTES
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                 object_store_memory=LOCAL_OBJECT_STORE_BYTES)
+    yield ray
+    ray.shutdown()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Callable, ContextManager, Iterator
+from typing import Callable, ContextManager, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ import torch
 from backend.inference.slide import BatchSize, Progress, fitted_batches, normalise_pixels, window_logits
 from backend.models.protocol import Prompts, Segmentor
 from backend.raster.source import BlockReader
-from backend.raster.tiling import DEFAULT_STRIP_WIDTH, plan_strips, total_windows, window_starts
+from backend.raster.tiling import DEFAULT_STRIP_WIDTH, Strip, plan_strips, window_starts
 
 
 @dataclass
@@ -85,17 +85,20 @@ def stream_logits(
     strip_width: int = DEFAULT_STRIP_WIDTH,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
+    strips: Sequence[Strip] | None = None,
 ) -> Iterator[Block]:
     """Finished blocks of averaged logits, strip by strip, top to bottom within a strip.
 
-    Windows whose pixels are all invalid (nodata, outside the AOI) are not run.
+    Windows whose pixels are all invalid (nodata, outside the AOI) are not run. ``strips``
+    (some of ``plan_strips``' strips, as a cluster worker runs them) limits the run to those.
     """
     device = segmentor.device
     queries = prompts.embeddings.shape[0]
     win_h, win_w = min(window, height), min(window, width)
     rows = window_starts(height, window, stride)
-    strips = plan_strips(width, window, stride, strip_width)
-    total_count = total_windows(height, width, window, stride, strip_width)
+    if strips is None:
+        strips = plan_strips(width, window, stride, strip_width)
+    total_count = len(rows) * sum(len(strip.starts) for strip in strips)
     jobs = [(y0, strip.x0, win_h, strip.x1 - strip.x0) for strip in strips for y0 in rows]
     prefetcher = _Prefetcher(open_reader, jobs)
     sizes = BatchSize(batch_size, torch.device(device))

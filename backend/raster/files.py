@@ -34,7 +34,11 @@ def open_raster(path: str | Path, mode: str = "r", **profile):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        return rasterio.open(path, mode, **profile)
+        return rasterio.open(_FOLDED_URL.sub(r"\1//", str(path)) if isinstance(path, Path) else path, mode, **profile)
+
+
+# a /vsicurl/ path held as a Path: pathlib folds the URL's "//" (https:/host/...), which GDAL reads only partly
+_FOLDED_URL = re.compile(r"^(/vsicurl(?:_streaming)?/[A-Za-z][A-Za-z0-9+.-]*:)/(?!/)")
 
 
 def _host() -> str:

@@ -100,13 +100,14 @@ def _first_line(error: Exception) -> str:
 
 
 def _open(path: Path):
-    if not path.exists():
+    remote = str(path).startswith("/vsi")  # a URL or an archive member: GDAL alone can tell whether it is there
+    if not remote and not path.exists():
         raise UserInputError(f"input raster {path} does not exist; check the path.", "raster")
     try:
         return open_raster(path)
     except RasterioError as error:
-        raise UserInputError(f"input raster {path} cannot be read ({_first_line(error)}); "
-                             "give a GeoTIFF or another image GDAL opens.", "raster") from None
+        fix = "check the address and that GDAL can reach it" if remote else "give a GeoTIFF or another image GDAL opens"
+        raise UserInputError(f"input raster {path} cannot be read ({_first_line(error)}); {fix}.", "raster") from None
 
 
 @dataclass(frozen=True)

@@ -34,11 +34,17 @@ class PolygonOptions:
 
 
 @dataclass
-class _Pieces:
+class Pieces:
+    """Polygons in pixel coordinates with each one's class and confidence sum and pixel count."""
+
     geometries: list
     classes: list[int]
     sums: list[float]
     counts: list[int]
+
+    @classmethod
+    def empty(cls) -> Pieces:
+        return cls([], [], [], [])
 
     def add(self, geometry, class_id: int, total: float, count: int) -> None:
         self.geometries.append(geometry)
@@ -46,9 +52,21 @@ class _Pieces:
         self.sums.append(total)
         self.counts.append(count)
 
+    def extend(self, other: Pieces) -> None:
+        for name in ("geometries", "classes", "sums", "counts"):
+            getattr(self, name).extend(getattr(other, name))
+
+
+@dataclass
+class BandPieces:
+    """The polygons of one column band: ``done`` lie inside it, ``open`` touch an inner tile edge."""
+
+    done: Pieces
+    open: Pieces
+
 
 def _polygonize_tile(classes: np.ndarray, confidence: np.ndarray, row: int, col: int, edges: tuple[bool, ...],
-                     done: _Pieces, open_: _Pieces) -> None:
+                     done: Pieces, open_: Pieces) -> None:
     """Polygons of one tile; those touching an inner tile edge (``edges``: top, bottom, left, right) stay open."""
     from rasterio.features import shapes
     from scipy import ndimage
@@ -70,7 +88,7 @@ def _polygonize_tile(classes: np.ndarray, confidence: np.ndarray, row: int, col:
             target.add(shapely.geometry.shape(geometry), int(class_id), float(totals[label]), int(sizes[label]))
 
 
-def _merge_open(open_: _Pieces, done: _Pieces) -> None:
+def _merge_open(open_: Pieces, done: Pieces) -> None:
     """Union the open pieces of each class into whole polygons, adding their sums and counts."""
     classes = np.array(open_.classes, dtype=int)
     geometries = np.array(open_.geometries, dtype=object)
@@ -110,23 +128,48 @@ def _fill_holes(geometries: np.ndarray, crs: CRS | None, limit: float) -> tuple[
     return result, keep
 
 
-def polygonize(class_path: Path, confidence_path: Path, class_names: list[str], options: PolygonOptions,
-               should_stop: Callable[[], bool] | None = None, tile: int = TILE):
-    """A GeoDataFrame of class polygons (class_id, class_name, score, area_m2) from the class raster."""
-    import geopandas as gpd
+def band_pieces(classes, confidence, col0: int, col1: int, should_stop: Callable[[], bool] | None = None,
+                tile: int = TILE, file_col: int = 0, width: int | None = None) -> BandPieces:
+    """The polygons of grid columns ``col0:col1``, tile by tile, in pixel coordinates of the whole grid.
+
+    ``classes`` and ``confidence`` are open rasters whose column 0 is grid column ``file_col``
+    (a cluster worker's strip raster; 0 for the whole grid) and ``width`` the grid's width.
+    """
     from rasterio.windows import Window
 
-    done, open_ = _Pieces([], [], [], []), _Pieces([], [], [], [])
+    height, width = classes.height, width or classes.width
+    pieces = BandPieces(Pieces.empty(), Pieces.empty())
+    for row in range(0, height, tile):
+        for col in range(col0, col1, tile):
+            if should_stop is not None and should_stop():
+                raise Cancelled("cancelled")
+            cols = min(tile, col1 - col)
+            window = Window(col - file_col, row, cols, min(tile, height - row))
+            edges = (row > 0, row + tile < height, col > 0, col + cols < width)
+            _polygonize_tile(classes.read(1, window=window), confidence.read(1, window=window).astype(np.float64),
+                             row, col, edges, pieces.done, pieces.open)
+    return pieces
+
+
+def polygonize(class_path: Path, confidence_path: Path, class_names: list[str], options: PolygonOptions,
+               should_stop: Callable[[], bool] | None = None, tile: int = TILE,
+               bands: list[tuple[int, int]] | None = None, pieces: list[BandPieces] | None = None):
+    """A GeoDataFrame of class polygons (class_id, class_name, score, area_m2) from the class raster.
+
+    The raster is cut into column ``bands`` (default: one), each into tiles; ``pieces`` are the
+    bands' polygons made elsewhere (by cluster workers, with ``band_pieces``), in band order.
+    The same bands give the same polygons in the same order, wherever they were made.
+    """
+    import geopandas as gpd
+
     with open_raster(class_path) as classes, open_raster(confidence_path) as conf:
-        crs, transform, height, width = classes.crs, classes.transform, classes.height, classes.width
-        for row in range(0, height, tile):
-            for col in range(0, width, tile):
-                if should_stop is not None and should_stop():
-                    raise Cancelled("cancelled")
-                window = Window(col, row, min(tile, width - col), min(tile, height - row))
-                edges = (row > 0, row + tile < height, col > 0, col + tile < width)
-                _polygonize_tile(classes.read(1, window=window), conf.read(1, window=window).astype(np.float64),
-                                 row, col, edges, done, open_)
+        crs, transform, width = classes.crs, classes.transform, classes.width
+        if pieces is None:
+            pieces = [band_pieces(classes, conf, col0, col1, should_stop, tile) for col0, col1 in bands or [(0, width)]]
+    done, open_ = Pieces.empty(), Pieces.empty()
+    for band in pieces:
+        done.extend(band.done)
+        open_.extend(band.open)
     if open_.geometries:
         _merge_open(open_, done)
     geometries = np.array(done.geometries, dtype=object)

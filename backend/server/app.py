@@ -29,9 +29,9 @@ from backend.errors import UserInputError
 from backend.models.cache import ModelCache
 from backend.raster.files import remove_debris
 from backend.server.paths import PathPolicy
-from backend.server.schemas import (AskJobResult, ClassifyJobResult, DatasetPresetInfo, DownloadWeightsResult,
-                                    ErrorBody, Health, JobRequest, JobResult, JobStatus, ModelInfo, ReferJobResult,
-                                    RetrieveJobResult, Submitted, Upload)
+from backend.server.schemas import (AskJobResult, BatchJobResult, ClassifyJobResult, DatasetPresetInfo,
+                                    DownloadWeightsResult, ErrorBody, Health, JobRequest, JobResult, JobStatus,
+                                    ModelInfo, ReferJobResult, RetrieveJobResult, Submitted, Upload)
 from backend.server.settings import ServiceSettings
 from backend.server.store import JobRecord, JobStore
 from backend.server.uploads import receive_upload, remove_partial_uploads, upload_folder
@@ -164,10 +164,11 @@ def _add_routes(api: APIRouter, service: Service) -> None:
     @api.post("/jobs", status_code=202, response_model=Submitted, responses=_errors(400, 422),
               summary="submit a job; it runs after those before it")
     def submit(request: JobRequest) -> Submitted:
+        from backend.batch.job import BatchJob
         from backend.jobs import JOB_KINDS
 
         values = request.model_dump(exclude={"kind"})
-        job = service.paths.admit(JOB_KINDS[request.kind](**values))
+        job = service.paths.admit({**JOB_KINDS, BatchJob.kind: BatchJob}[request.kind](**values))
         job.validate()
         record = JobRecord(id=uuid.uuid4().hex, kind=request.kind, request=request.model_dump(mode="json"),
                            output_folders=sorted({str(path.parent) for path in job.outputs}))
@@ -218,15 +219,15 @@ def _add_routes(api: APIRouter, service: Service) -> None:
 
     @api.get("/jobs/{job_id}/result",
              response_model=Union[JobResult, DownloadWeightsResult, ClassifyJobResult, RetrieveJobResult,
-                                  ReferJobResult, AskJobResult],
+                                  ReferJobResult, AskJobResult, BatchJobResult],
              responses=_errors(404, 409),
              summary="what a finished job wrote: files, per-class pixels and areas, polygons; or its rows")
     def result(job_id: str, max_polygons: int = Query(settings.max_polygons, ge=0, le=10**6,
                                                       description="send the polygons inline up to this many"),
                max_rows: int = Query(MAX_STORED_ROWS, ge=0, le=MAX_STORED_ROWS,
-                                     description="classify: send the file's first rows up to this many")
+                                     description="classify and batch: send the file's first rows up to this many")
                ) -> Union[JobResult, DownloadWeightsResult, ClassifyJobResult, RetrieveJobResult, ReferJobResult,
-                          AskJobResult]:
+                          AskJobResult, BatchJobResult]:
         record = service.record(job_id)
         if record.state != "done":
             raise HTTPException(409, f"job {job_id} is {record.state}; its result exists once its state is done.")
@@ -237,6 +238,10 @@ def _add_routes(api: APIRouter, service: Service) -> None:
             return RetrieveJobResult(id=record.id, kind=record.kind, **stored)
         if record.kind == "ask":
             return AskJobResult(id=record.id, kind=record.kind, **stored)
+        if record.kind == "batch":
+            rows = stored.pop("rows")[:max_rows]
+            return BatchJobResult(id=record.id, kind=record.kind, rows=rows,
+                                  rows_omitted=len(rows) < stored["row_count"], **stored)
         if record.kind == "classify":
             rows = stored.pop("rows")[:max_rows]
             return ClassifyJobResult(id=record.id, kind=record.kind, rows=rows,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from backend.batch.job import BatchJob
 from backend.errors import UserInputError
 from backend.jobs import OUTPUT_FIELDS, ClassifyJob, DescribeJob, RetrieveJob, SegmentJob
 from backend.raster.aoi import is_file
@@ -34,20 +35,26 @@ class PathPolicy:
             return self._admit_clip_job(job)
         if isinstance(job, DescribeJob):
             return self._admit_describe_job(job)
+        if isinstance(job, BatchJob):
+            return self._admit_batch_job(job)
         if not isinstance(job, SegmentJob):
             return job  # no paths: a download writes only into the service's weights cache
-        changes: dict[str, object] = {"raster": _resolved("raster", job.raster)}
-        if job.aoi is not None and is_file(job.aoi):
-            changes["aoi"] = str(_resolved("aoi", Path(job.aoi)))
-        for name in ("clip_weights", "upsampler_weights"):
-            value = getattr(job, name)
-            if value is not None and value not in REGISTRY:
-                changes[name] = str(_resolved(name, Path(value)))
+        changes: dict[str, object] = {"raster": _resolved("raster", job.raster), **_model_files(job)}
         roots = self.roots_for(changes["raster"])
         for name in OUTPUT_FIELDS:
             path = getattr(job, name)
             if path is not None:
                 changes[name] = self._output(name, path, roots)
+        return dataclasses.replace(job, **changes)
+
+    def _admit_batch_job(self, job):
+        """A batch job: its inputs (a folder, glob, list or STAC file), AOI and weights files, and ``out_dir``."""
+        from backend.batch.inputs import base_folder
+
+        inputs = _resolved("inputs", Path(job.inputs))  # a glob's pattern characters are kept as they are
+        changes: dict[str, object] = {"inputs": str(inputs), **_model_files(job)}
+        roots = self.output_roots or (base_folder(str(inputs)), self.home)
+        changes["out_dir"] = self._output("out_dir", job.out_dir, roots)
         return dataclasses.replace(job, **changes)
 
     def _admit_describe_job(self, job):
@@ -88,6 +95,18 @@ class PathPolicy:
                 raise UserInputError(f"{{{name}}} {path} is inside the service's own folder {self.home / folder}; "
                                      "write somewhere else.", name)
         return resolved
+
+
+def _model_files(job) -> dict[str, str]:
+    """A segment or batch job's AOI file and weights files, resolved (registry names stay names)."""
+    changes = {}
+    if job.aoi is not None and is_file(job.aoi):
+        changes["aoi"] = str(_resolved("aoi", Path(job.aoi)))
+    for name in ("clip_weights", "upsampler_weights"):
+        value = getattr(job, name)
+        if value is not None and value not in REGISTRY:
+            changes[name] = str(_resolved(name, Path(value)))
+    return changes
 
 
 def _resolved(name: str, path: Path) -> Path:

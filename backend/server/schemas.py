@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from backend.batch.job import SCENE_FIELDS
 from backend.engine import STAGES
 from backend.zeroshot.classify import STAGES as CLASSIFY_STAGES
 from backend.zeroshot.retrieval import STAGES as RETRIEVE_STAGES
@@ -82,6 +83,41 @@ class SegmentRequest(BaseModel):
     strip_width: int = Field(DEFAULT_STRIP_WIDTH, description="process wider rasters in column strips of this "
                                                               "width (bounds memory)")
     offline: bool = Field(False, description="never download weights")
+    ray: str | None = Field(None, description="run the column strips on a Ray cluster: auto (the cluster of the "
+                                              "service's machine, else a local one) or HOST:6379 / "
+                                              "ray://HOST:10001 (needs rs-openvocab[cluster])")
+    ray_workers: int | None = Field(None, description="model workers on the cluster (default: one per GPU, else "
+                                                      "one per two CPUs)")
+
+
+class _BatchFields(BaseModel):
+    """``rsov batch``'s own options; its classes and each scene's options are SegmentRequest's (``BatchRequest``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, title="BatchJob")
+
+    kind: Literal["batch"] = Field(description="the job kind")
+    inputs: str = Field(description="absolute path of a folder (every raster in it and its subfolders), a glob "
+                                    "('/data/tiles/*.tif'), a .txt or .csv list of paths or URLs (https:// is read "
+                                    "through /vsicurl/, s3:// /vsis3/), or a STAC ItemCollection .json")
+    out_dir: str = Field(description="the folder of every scene's outputs (NAME.tif, NAME.gpkg, NAME-probs.tif) "
+                                     "and of the manifest; a job run again with it skips the scenes done")
+    asset: str | None = Field(None, description="STAC: the asset to segment (default: visual, else each item's one "
+                                                "GeoTIFF)")
+    manifest_format: Literal["csv", "parquet"] = Field("csv", description="out_dir/manifest.csv or .parquet: a row "
+                                                       "per scene (status, seconds, classes found, error)")
+    vector_format: Literal["gpkg", "shp", "fgb", "geojson"] = Field("gpkg", description="the polygons' format")
+    probs: bool = Field(False, description="also NAME-probs.tif, the probability raster")
+    no_polygons: bool = Field(False, description="the class raster only")
+    workers: int = Field(1, description="scenes at once, each in its own process on the service's machine")
+    ray: str | None = Field(None, description="run the scenes on a Ray cluster: auto or HOST:6379 / "
+                                              "ray://HOST:10001 (needs rs-openvocab[cluster]); out_dir on storage "
+                                              "every node mounts")
+
+
+BatchRequest = create_model(  # SegmentRequest's classes, options for each scene and ray_workers: the same names,
+    "BatchRequest", __base__=_BatchFields,  # defaults and descriptions
+    **{name: (info.annotation, info) for name, info in SegmentRequest.model_fields.items()
+       if name in ("classes", *SCENE_FIELDS, "ray_workers")})
 
 
 class DownloadWeightsRequest(BaseModel):
@@ -194,7 +230,7 @@ class AskRequest(_DescribeRequest):
 
 
 JOB_REQUESTS = {"segment": SegmentRequest, "download_weights": DownloadWeightsRequest, "classify": ClassifyRequest,
-                "retrieve": RetrieveRequest, "refer": ReferRequest, "ask": AskRequest}
+                "retrieve": RetrieveRequest, "refer": ReferRequest, "ask": AskRequest, "batch": BatchRequest}
 JobRequest = Annotated[Union[tuple(JOB_REQUESTS.values())], Field(discriminator="kind")]  # type: ignore[valid-type]
 
 
@@ -212,15 +248,15 @@ class Submitted(BaseModel):
 class Progress(BaseModel):
     stage: str = Field(description=f"queued, then {', '.join(STAGES)} (a segment job), downloading, "
                                    f"{', '.join(CLASSIFY_STAGES)} (classify), {', '.join(RETRIEVE_STAGES)} "
-                                   "(retrieve), loading model, segmenting, writing (refer) or loading model, "
-                                   "answering (ask)")
+                                   "(retrieve), loading model, segmenting, writing (refer), loading model, "
+                                   "answering (ask) or segmenting (batch, in scenes)")
     done_mp: float = Field(description="megapixels segmented (classify and retrieve: images or tiles done, see unit)")
     total_mp: float | None = Field(description="megapixels to segment (known once the job runs), or images or tiles")
     mp_per_s: float | None = Field(description="segmenting rate (classify and retrieve: images or tiles per second)")
     eta_s: float | None = Field(description="seconds of segmenting (classifying, encoding images) left (unknown "
                                             "before and after that stage)")
-    unit: Literal["MP", "images", "tiles", "queries"] = Field("MP", description="what done_mp, total_mp and mp_per_s "
-                                                                               "count (queries: refer and ask)")
+    unit: Literal["MP", "images", "tiles", "queries", "scenes"] = Field(
+        "MP", description="what done_mp, total_mp and mp_per_s count (queries: refer and ask; scenes: batch)")
 
 
 class JobStatus(BaseModel):
@@ -347,6 +383,24 @@ class AskJobResult(_DescribeResult):
     phrases: list[str] = Field([], description="the phrases the answer grounds with [SEG], one mask each")
     files: list[OutputFile] = Field([], description="out, when it was asked for")
     polygon_count: int | None = Field(None, description="polygons written to out (None without out)")
+
+
+class BatchJobResult(BaseModel):
+    id: str
+    kind: Literal["batch"]
+    files: list[OutputFile] = Field(description="the manifest (role manifest); the scenes' files are in its rows")
+    scenes: int = Field(description="scenes the inputs name")
+    done: int = Field(description="scenes segmented by this job")
+    failed: int = Field(description="scenes that failed (their rows say why); the job itself is done")
+    skipped: int = Field(description="scenes an earlier job with this out_dir had done")
+    seconds: float
+    scenes_per_s: float | None = Field(description="scenes done or failed per second (None when none ran)")
+    where: str = Field(description="how the scenes ran: in the service, in N processes, or on Ray workers")
+    rows: list[dict] = Field(description="the manifest's rows of the inputs' scenes, up to max_rows: scene, source, "
+                                         "status (done or failed), seconds, classes (found, '; '-joined), polygons, "
+                                         "outputs, error, finished")
+    row_count: int
+    rows_omitted: bool = Field(description="true when rows holds fewer than row_count: read the manifest instead")
 
 
 class DownloadWeightsResult(BaseModel):

@@ -199,6 +199,8 @@ def progress_unit(job) -> str:
         return "tiles" if job.tile is not None else "images"
     if job.kind in ("refer", "ask"):
         return "queries"
+    if job.kind == "batch":
+        return "scenes"
     return "images" if job.kind == "retrieve" else "MP"
 
 
@@ -214,6 +216,8 @@ def result_record(job, result) -> dict:
         return _table_record(job, result)
     if job.kind in ("refer", "ask"):
         return _describe_record(job, result)
+    if job.kind == "batch":
+        return _batch_record(result)
     files = []
     for role in ("out_raster", "out_probs", "out", "preview"):
         path = getattr(job, role)
@@ -241,6 +245,18 @@ def _table_record(job, result) -> dict:
                for name, words, count in zip(result.class_names, job.classes.synonyms, result.class_counts)]
     return {**common, "unit": result.unit, "classes": classes, "items": result.items, "crs": result.crs,
             "row_count": len(result.rows)}
+
+
+def _batch_record(result) -> dict:
+    """A batch result: its counts, the manifest and its first rows."""
+    import math
+
+    speed = result.scenes_per_second
+    manifest = {"role": "manifest", "path": str(result.manifest),
+                "bytes": result.manifest.stat().st_size if result.manifest.exists() else None}
+    return {"files": [manifest], "scenes": result.scenes, "done": result.done, "failed": result.failed,
+            "skipped": result.skipped, "seconds": result.seconds, "scenes_per_s": None if math.isnan(speed) else speed,
+            "where": result.where, "rows": result.rows[:MAX_STORED_ROWS], "row_count": len(result.rows)}
 
 
 def _describe_record(job, result) -> dict:

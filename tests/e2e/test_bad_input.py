@@ -133,6 +133,9 @@ CASES = {
     "--precision fp16 on the CPU": (["--device", "cpu", "--precision", "fp16"], "fp16 is not supported on the CPU"),
     "--batch-size zero": (["--batch-size", "0"], "--batch-size 0 must be at least 1"),
     "--strip-width zero": (["--strip-width", "0"], "--strip-width 0 must be at least 1 pixel"),
+    "--ray not an address": (["--ray", "my cluster"], "--ray 'my cluster' is not a cluster address; give auto"),
+    "--ray-workers zero": (["--ray", "auto", "--ray-workers", "0"], "--ray-workers 0 must be at least 1"),
+    "--ray-workers without --ray": (["--ray-workers", "2"], "--ray-workers is the number of workers on a Ray"),
 }
 # flags that take no value (or only choose among good ones) and so cannot be given badly
 NO_BAD_VALUE = {"--help", "--overwrite", "--keep-gsd", "--no-upsampler", "--offline", "--quiet"}

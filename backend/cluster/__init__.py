@@ -1,0 +1,1 @@
+"""Runs on a Ray cluster: one raster's column strips (``strips``) and many scenes (``backend.batch``)."""

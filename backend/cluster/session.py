@@ -1,0 +1,110 @@
+"""Joining a Ray cluster, and how many model workers it holds. Ray is optional: ``rs-openvocab[cluster]``.
+
+``address`` is what ``--ray`` takes: ``auto`` joins the cluster this machine belongs to (``ray start``
+ran here) and otherwise starts a private one on this machine; anything else is a cluster's address
+(``HOST:6379``, or ``ray://HOST:10001`` for Ray Client).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from backend.errors import UserInputError
+
+log = logging.getLogger("rsov")
+
+LOCAL_OBJECT_STORE_BYTES = 256 * 2**20  # workers pass paths and small records, not arrays
+INSTALL_HINT = "install it with: pip install 'rs-openvocab[cluster]'"
+
+
+def import_ray():
+    """The ``ray`` module, or one sentence on how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise UserInputError("{ray} needs Ray, which is not installed; " + INSTALL_HINT + ".", "ray") from None
+    return ray
+
+
+@dataclass(frozen=True)
+class Workers:
+    """How many model workers to start and what each one reserves."""
+
+    count: int
+    gpus: float  # per worker: 1 on a GPU cluster, else 0
+    cpus: float  # per worker
+    threads: int  # torch threads per worker (CPU workers)
+
+    def actor_options(self) -> dict:
+        return {"num_cpus": self.cpus, "num_gpus": self.gpus}
+
+    def describe(self, count: int | None = None) -> str:
+        """"2 Ray workers on CPU (1 thread each)"; ``count``: those used, if fewer."""
+        count = self.count if count is None else count
+        kind = "GPU" if self.gpus else f"CPU ({self.threads} thread{'s' * (self.threads > 1)} each)"
+        return f"{count} Ray worker{'s' * (count > 1)} on {kind}"
+
+
+def check_address(address: str | None, workers: int | None) -> None:
+    """``--ray`` and ``--ray-workers`` as given, checked without Ray: one sentence naming the fix."""
+    import re
+
+    if workers is not None and workers < 1:
+        raise UserInputError(f"{{ray_workers}} {workers} must be at least 1.", "ray_workers")
+    if address is None:
+        if workers is not None:
+            raise UserInputError("{ray_workers} is the number of workers on a Ray cluster; give {ray} auto (or the "
+                                 "cluster's address) too.", "ray_workers", "ray")
+        return
+    if address != "auto" and not re.fullmatch(r"(ray://)?[\w.\-\[\]:]+:\d{1,5}", address.strip()):
+        raise UserInputError(f"{{ray}} {address!r} is not a cluster address; give auto, HOST:6379 or "
+                             "ray://HOST:10001.", "ray")
+
+
+def connect(address: str, local_cpus: int | None = None):
+    """Join (or start) the cluster named by ``address``; returns the ``ray`` module. Joining twice is free."""
+    ray = import_ray()
+    if ray.is_initialized():
+        return ray
+    check_address(address, None)
+    options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    if address == "auto":
+        try:
+            ray.init(address="auto", **options)
+            log.info("joined the Ray cluster on this machine")
+            return ray
+        except ConnectionError:
+            pass  # none runs here: a private one for this process
+        ray.init(num_cpus=local_cpus or os.cpu_count() or 1, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+                 **options)
+        log.info("started a local Ray cluster with %s CPUs", int(ray.cluster_resources().get("CPU", 0)))
+        return ray
+    try:
+        ray.init(address=address, **options)
+    except (ConnectionError, ValueError, RuntimeError) as error:
+        first = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
+        raise UserInputError(f"{{ray}} {address} cannot be reached ({first}); start the cluster with 'ray start "
+                             "--head' (docs/scale.md) or give --ray auto.", "ray") from None
+    return ray
+
+
+def plan_workers(ray, asked: int | None, device: str = "auto") -> Workers:
+    """``asked`` workers (default: one per GPU, else one per two CPUs), sharing the cluster's resources."""
+    check_address(None if asked is None else "auto", asked)
+    resources = ray.cluster_resources()
+    cpus, gpus = int(resources.get("CPU", 0)), int(resources.get("GPU", 0))
+    if gpus and device != "cpu":
+        count = asked or gpus
+        if count > gpus:
+            raise UserInputError(f"{{ray_workers}} {count} is more than the cluster's {gpus} GPUs; give at most "
+                                 f"{gpus}, or {{device}} cpu.", "ray_workers", "device")
+        return Workers(count, 1.0, 1.0 if cpus >= count else 0.0, 1)
+    if cpus < 1:
+        raise UserInputError("the Ray cluster has no CPU or GPU to run on; add a node with 'ray start'.", "ray")
+    count = asked or max(1, cpus // 2)
+    if count > cpus:
+        raise UserInputError(f"{{ray_workers}} {count} is more than the cluster's {cpus} CPUs; give at most {cpus}.",
+                             "ray_workers")
+    threads = max(1, cpus // count)
+    return Workers(count, 0.0, float(threads), threads)
