@@ -197,9 +197,9 @@ def _segment(args: argparse.Namespace) -> int:
 SERVE_HELP = """\
 Serve the engine over HTTP for the QGIS plugin, scripts and notebooks: jobs are submitted
 as JSON, run one at a time by a worker that keeps models loaded, and can be polled,
-followed as server-sent events, or cancelled. A job's "kind" is segment, classify,
-retrieve or download_weights; its other fields are that command's long options in
-snake_case ('rsov segment', 'rsov classify', 'rsov retrieve', 'rsov weights download').
+followed as server-sent events, or cancelled. A job's "kind" is segment, batch, classify,
+retrieve, refer, ask or download_weights; its other fields are that command's long options
+in snake_case ('rsov segment', 'rsov batch', ..., 'rsov weights download').
 The API is under /v1; its OpenAPI schema is at /v1/openapi.json:
   GET /v1/health, GET /v1/models, POST /v1/jobs, GET /v1/jobs, GET /v1/jobs/ID,
   GET /v1/jobs/ID/events, GET /v1/jobs/ID/result, DELETE /v1/jobs/ID (cancel),

@@ -9,7 +9,7 @@ import shapely
 from rasterio.transform import from_origin
 
 from backend.raster.files import Staging
-from backend.raster.vectorize import PolygonOptions, polygonize, write_polygons
+from backend.raster.vectorize import PolygonOptions, band_pieces, polygonize, write_polygons
 from backend.raster.writers import CLASS_NODATA, CONFIDENCE_SCALE
 
 
@@ -45,6 +45,30 @@ def blobs(tmp_path):
     classes[50:52, 110:112] = 1  # a small one
     confidence = rng.integers(0, CONFIDENCE_SCALE, classes.shape)
     return classes, confidence, write_pair(tmp_path, classes, confidence)
+
+
+def test_column_bands_made_apart_give_the_polygons_of_the_whole_raster(blobs, tmp_path):
+    """Bands polygonised from their own strip rasters (as Ray workers do) equal the bands of the whole raster,
+    and cutting into bands changes no polygon's shape, score or area."""
+    classes, confidence, (class_path, confidence_path) = blobs
+    bands = [(0, 50), (50, 75), (75, 120)]
+    together = polygonize(class_path, confidence_path, NAMES, PolygonOptions(), tile=16, bands=bands)
+    pieces = []
+    for col0, col1 in bands:
+        folder = tmp_path / f"band-{col0}"
+        folder.mkdir()
+        strip_classes, strip_confidence = write_pair(folder, classes[:, col0:col1], confidence[:, col0:col1])
+        with rasterio.open(strip_classes) as c, rasterio.open(strip_confidence) as f:
+            pieces.append(band_pieces(c, f, col0, col1, tile=16, file_col=col0, width=classes.shape[1]))
+    apart = polygonize(class_path, confidence_path, NAMES, PolygonOptions(), tile=16, bands=bands, pieces=pieces)
+    assert len(apart) == len(together) > 3
+    assert apart.drop(columns="geometry").equals(together.drop(columns="geometry"))
+    assert all(a.equals_exact(b, 0) for a, b in zip(apart.geometry, together.geometry))
+    whole = polygonize(class_path, confidence_path, NAMES, PolygonOptions(), tile=4096)
+    assert len(whole) == len(together)
+    for a, b in zip(whole.geometry, together.geometry):
+        assert shapely.equals(a, b)
+    np.testing.assert_array_equal(whole.score, together.score)
 
 
 def test_polygons_cut_by_tiles_come_out_whole(blobs):
