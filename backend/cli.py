@@ -320,7 +320,8 @@ DIR/NAME.gpkg (polygons; --vector-format) and with --probs DIR/NAME-probs.tif. I
 DIR/manifest.csv (--manifest-format parquet) has a row per scene: status (done or failed),
 seconds, the classes found, polygons, outputs, and for a failed scene the error in one
 sentence. It is saved after each scene: running the same command again skips the scenes
-done and retries those that failed. A scene that fails never stops the batch.
+done and retries those that failed; scenes done with other classes or options run again.
+A scene that fails never stops the batch.
 Scenes run one at a time in this process, on --workers processes of this machine, or on a
 Ray cluster (--ray): the same outputs each way (docs/scale.md).
 Exit status: 0 when every scene is done, 1 when some failed (see the manifest), 2 for a bad

@@ -63,3 +63,15 @@ def blame(field: str) -> Iterator[None]:
         if not error.fields:
             error.fields = (field,)
         raise
+
+
+def first_line(error: BaseException, limit: int = 160) -> str:
+    """The first line of ``error``'s message, cut to ``limit`` characters, or its type's name."""
+    text = str(error).strip()
+    return text.splitlines()[0][:limit] if text else type(error).__name__
+
+
+class ClusterError(UserInputError):
+    """A Ray run that cannot finish (a worker failing, storage the workers cannot reach): one sentence, exit 1."""
+
+    exit_code = 1

@@ -7,6 +7,8 @@ running), with the same names, defaults and checks; the outputs are named after 
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field, fields, make_dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -19,6 +21,7 @@ from backend.prompts import ClassList
 # SegmentJob's fields that name one raster's inputs and outputs, or run one raster on a cluster
 SEGMENT_ONLY = ("raster", "classes", "out_raster", "out", "out_probs", "preview", "overwrite", "ray", "ray_workers")
 SCENE_FIELDS = tuple(each.name for each in fields(SegmentJob) if each.name not in SEGMENT_ONLY)
+OUTPUT_OPTIONS = ("vector_format", "probs", "no_polygons")
 VECTOR_FORMATS = ("gpkg", "shp", "fgb", "geojson")
 MANIFEST_FORMATS = ("csv", "parquet")
 
@@ -62,6 +65,15 @@ class BatchJob(SceneOptions):
     def outputs(self) -> list[Path]:
         """The manifest: the scenes' outputs are beside it, named in it."""
         return [self.manifest_path]
+
+    @property
+    def settings(self) -> str:
+        """A short hash of what makes each scene's outputs (classes, per-scene and output options): a scene done
+        with other settings is run again."""
+        values = {"classes": self.classes.synonyms,
+                  **{name: getattr(self, name) for name in (*SCENE_FIELDS, *OUTPUT_OPTIONS)}}
+        text = json.dumps(values, sort_keys=True, default=str, ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
     def segment_job(self, scene: Scene) -> SegmentJob:
         """The job that segments ``scene``; it replaces that scene's earlier outputs (the batch owns them)."""

@@ -2,20 +2,23 @@
 
 The file is replaced whole (a temporary file, then ``os.replace``) after every scene, so a
 batch that is killed loses no finished scene. A re-run skips the scenes whose row says done
-and whose outputs are all there; failed and missing scenes run again; rows of scenes no
+with the same settings (``BatchJob.settings``) and whose outputs are all there; failed and
+missing scenes, and scenes done with other classes or options, run again; rows of scenes no
 longer named by the inputs are kept.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 from datetime import datetime, timezone
 from pathlib import Path
 
 from backend.batch.inputs import Scene
-from backend.errors import UserInputError
+from backend.errors import UserInputError, first_line
 
-COLUMNS = ("scene", "source", "status", "seconds", "classes", "polygons", "outputs", "error", "finished")
+COLUMNS = ("scene", "source", "status", "seconds", "classes", "polygons", "outputs", "error", "finished", "settings")
+NEWER = ("settings",)  # columns that manifests of earlier versions lack: their rows are not done
 FORMATS = ("csv", "parquet")
 DONE, FAILED = "done", "failed"
 SEPARATOR = "; "
@@ -25,7 +28,7 @@ def scene_row(scene: Scene, seconds: float, result=None, error: str = "") -> dic
     """A scene's row: done with its ``engine.SegmentResult``, or failed with the one-sentence ``error``."""
     row = {"scene": scene.name, "source": scene.source, "status": DONE if result is not None else FAILED,
            "seconds": round(seconds, 3), "classes": "", "polygons": None, "outputs": "", "error": error,
-           "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+           "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "settings": ""}
     if result is not None:
         found = [name for name, pixels in zip(result.class_names, result.pixel_counts) if pixels]
         row.update(classes=SEPARATOR.join(found), polygons=result.polygon_count,
@@ -63,10 +66,11 @@ class Manifest:
                                  "away to start the batch again.", "out_dir") from None
         return cls(path, {row["scene"]: row for row in rows})
 
-    def finished(self, scene: Scene, outputs: list[Path]) -> bool:
-        """True when ``scene`` (from the same source) is done and each of ``outputs`` was written and is there."""
+    def finished(self, scene: Scene, outputs: list[Path], settings: str) -> bool:
+        """True when ``scene`` (from the same source) is done with ``settings`` and each of ``outputs`` was
+        written and is there."""
         row = self.rows.get(scene.name)
-        if row is None or row["status"] != DONE or row["source"] != scene.source:
+        if row is None or row["status"] != DONE or row["source"] != scene.source or row["settings"] != settings:
             return False
         written = set(row["outputs"].split(SEPARATOR))
         return all(path.name in written and path.is_file() for path in outputs)
@@ -83,24 +87,32 @@ class Manifest:
         self.rows = {name: self.rows[name] for name in first + rest}
 
     def save(self) -> None:
+        """Replace the file with the rows; a disk full or a folder gone is one sentence naming ``out_dir``."""
         temporary = self.path.with_name(f".{self.path.name}.part")  # hidden: never taken for a scene
         rows = list(self.rows.values())
-        if self.path.suffix == ".parquet":
-            _write_parquet(temporary, rows)
-        else:
-            with open(temporary, "w", newline="", encoding="utf-8") as handle:
-                writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
-                writer.writeheader()
-                writer.writerows(rows)
-        os.replace(temporary, self.path)
+        try:
+            if self.path.suffix == ".parquet":
+                _write_parquet(temporary, rows)
+            else:
+                with open(temporary, "w", newline="", encoding="utf-8") as handle:
+                    writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
+                    writer.writeheader()
+                    writer.writerows(rows)
+            os.replace(temporary, self.path)
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+            raise UserInputError(f"{{out_dir}} {self.path.parent}: the manifest {self.path.name} cannot be saved "
+                                 f"({error.strerror or first_line(error)}); free some space or check the folder, "
+                                 "then run the batch again (finished scenes are kept).", "out_dir") from None
 
 
 def _typed(row: dict) -> dict:
     """A row read back: text columns as text, seconds a number, polygons a whole number or None."""
-    missing = [name for name in COLUMNS if name not in row]
+    missing = [name for name in COLUMNS if name not in row and name not in NEWER]
     if missing:
         raise ValueError(f"no column {', '.join(missing)}")
-    typed = {name: "" if row[name] is None else str(row[name]) for name in COLUMNS}
+    typed = {name: "" if row.get(name) is None else str(row[name]) for name in COLUMNS}
     typed["seconds"] = float(row["seconds"] or 0.0)
     typed["polygons"] = None if row["polygons"] in (None, "") else int(float(row["polygons"]))
     return typed
@@ -116,7 +128,7 @@ def _read_parquet(path: Path) -> list[dict]:
     try:
         return parquet.read_table(path).to_pylist()
     except Exception as error:  # noqa: BLE001 - pyarrow's own error kinds: a file that is not Parquet
-        raise ValueError(str(error).splitlines()[0] if str(error) else type(error).__name__) from None
+        raise ValueError(first_line(error)) from None
 
 
 def _write_parquet(path: Path, rows: list[dict]) -> None:

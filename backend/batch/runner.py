@@ -13,18 +13,20 @@ import fcntl
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
 from backend.batch.inputs import Scene, is_remote
 from backend.batch.job import BatchJob
 from backend.batch.manifest import DONE, FAILED, Manifest, scene_row
-from backend.errors import Cancelled, UserInputError
+from backend.errors import Cancelled, UserInputError, first_line
+from backend.jobs import SegmentJob
 
 log = logging.getLogger("rsov")
 
 POLL_SECONDS = 0.25
+BROKEN_WAIT_SECONDS = 5.0  # for a broken process pool to fail the futures it held
 RETRIES = 3  # Ray: restarts of a dead worker, and runs of the scene it held
 LOCK_NAME = ".batch.lock"
 Record = Callable[[dict], None]
@@ -59,15 +61,15 @@ def run_batch(job: BatchJob, progress: Callable[[str, float, float], None] | Non
     scenes = job.checked()
     job.out_dir.mkdir(parents=True, exist_ok=True)
     with _only_batch_in(job.out_dir):
-        manifest = Manifest.load(job.manifest_path)
-        todo = [scene for scene in scenes if not manifest.finished(scene, job.segment_job(scene).outputs)]
-        remove_debris(job.out_dir)  # scratch folders of a batch that was killed
+        manifest, settings = Manifest.load(job.manifest_path), job.settings
+        todo = [scene for scene in scenes if not manifest.finished(scene, job.segment_job(scene).outputs, settings)]
+        remove_debris(job.out_dir)  # scratch folders of a batch killed on this host
         skipped, counts = len(scenes) - len(todo), {DONE: 0, FAILED: 0}
         report = progress or (lambda stage, done, total: None)
         report("segmenting", skipped, len(scenes))
 
         def record(row: dict) -> None:
-            manifest.record(row)
+            manifest.record({**row, "settings": settings})
             counts[row["status"]] += 1
             report("segmenting", skipped + sum(counts.values()), len(scenes))
 
@@ -93,7 +95,7 @@ def _run(job: BatchJob, scenes: list[Scene], record: Record, should_stop, models
     return "this process"
 
 
-def run_scene(scene: Scene, scene_job, should_stop=None, models=None) -> dict:
+def run_scene(scene: Scene, scene_job: SegmentJob, should_stop=None, models=None) -> dict:
     """Segment one scene; its manifest row, done or failed (never an exception but a cancel)."""
     import rasterio
 
@@ -114,9 +116,9 @@ def run_scene(scene: Scene, scene_job, should_stop=None, models=None) -> dict:
         return scene_row(scene, time.perf_counter() - started, error=sentence)
     except Exception as error:  # noqa: BLE001 - one scene's failure must not stop the batch
         log.debug("scene %s failed", scene.name, exc_info=True)
-        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        kind, first = type(error).__name__, first_line(error, 200)
         return scene_row(scene, time.perf_counter() - started,
-                         error=f"internal error ({type(error).__name__}{': ' + first if first else ''}); run the "
+                         error=f"internal error ({kind}{': ' + first if first != kind else ''}); run the "
                                "scene alone with rsov segment to see the details.")
     return scene_row(scene, time.perf_counter() - started, result)
 
@@ -199,14 +201,22 @@ def _pool_round(job: BatchJob, pool, count: int, waiting: list[Scene], record: R
             waiting.pop(0)
         finished, _ = wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
         _stop_if_asked(should_stop)
+        if any(_broken(future) for future in finished):
+            # which scene's process died is unknown: each scene that had not finished fails, the others count
+            wait(running, timeout=BROKEN_WAIT_SECONDS)  # the pool fails the rest of its futures in a moment
+            for future, scene in running.items():
+                record(_lost(scene, "a worker process of the batch died") if _broken(future) else future.result())
+            return
         for future in finished:
-            scene = running.pop(future)
-            try:
-                record(future.result())
-            except BrokenProcessPool:  # which scene's process died is unknown: each one running fails
-                for lost in [scene, *running.values()]:
-                    record(_lost(lost, "a worker process of the batch died"))
-                return
+            del running[future]
+            record(future.result())
+
+
+def _broken(future) -> bool:
+    """True for a future of a process pool that broke before it finished."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    return not future.done() or isinstance(future.exception(), BrokenProcessPool)
 
 
 def _lost(scene: Scene, what: str) -> dict:
@@ -236,6 +246,7 @@ def _on_ray(job: BatchJob, scenes: list[Scene], record: Record, should_stop) -> 
 
     ray = connect(job.ray)
     workers = plan_workers(ray, job.ray_workers, job.device)
+    segment_job = _absolute(job)
     actor = ray.remote(SceneWorker).options(**workers.actor_options(), max_restarts=RETRIES,
                                             max_task_retries=RETRIES)
     idle = [actor.remote(workers.threads) for _ in range(min(workers.count, len(scenes)))]
@@ -244,7 +255,7 @@ def _on_ray(job: BatchJob, scenes: list[Scene], record: Record, should_stop) -> 
         while waiting or running:
             while waiting and idle:
                 worker, scene = idle.pop(0), waiting.pop(0)
-                running[worker.run.remote(scene, job.segment_job(scene))] = (worker, scene)
+                running[worker.run.remote(scene, segment_job(scene))] = (worker, scene)
             ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_SECONDS)
             _stop_if_asked(should_stop)
             for ref in ready:
@@ -258,6 +269,25 @@ def _on_ray(job: BatchJob, scenes: list[Scene], record: Record, should_stop) -> 
                 idle.append(worker)
     finally:
         for each in actors:
-            ray.kill(each)  # a scene cut short leaves only its scratch folder, which the next run removes
+            # a scene cut short leaves its scratch folder in out_dir: a later batch removes it when it runs on
+            # the host that made it (remove_debris); one made on another node stays, to be removed by hand
+            ray.kill(each)
     return workers.describe()
+
+
+def _absolute(job: BatchJob) -> Callable[[Scene], SegmentJob]:
+    """``job.segment_job`` with absolute paths (out_dir, a local scene's source, aoi and weights files): Ray
+    workers need not share this process's working folder. The rows keep each scene's source as given."""
+    from backend.raster.aoi import is_file
+
+    files = {name: str(Path(getattr(job, name)).expanduser().absolute())
+             for name in ("aoi", "clip_weights", "upsampler_weights")
+             if getattr(job, name) is not None and is_file(getattr(job, name))}
+    sent = replace(job, out_dir=job.out_dir.absolute(), **files)
+
+    def segment_job(scene: Scene) -> SegmentJob:
+        source = scene.source if is_remote(scene.source) else str(Path(scene.source).absolute())
+        return sent.segment_job(Scene(scene.name, source))
+
+    return segment_job
 

@@ -10,7 +10,7 @@ import logging
 import os
 from dataclasses import dataclass
 
-from backend.errors import UserInputError
+from backend.errors import UserInputError, first_line
 
 log = logging.getLogger("rsov")
 
@@ -62,12 +62,24 @@ def check_address(address: str | None, workers: int | None) -> None:
                              "ray://HOST:10001.", "ray")
 
 
+_joined: list[str] = []  # the address this process joined (the service runs many jobs in one process)
+
+
 def connect(address: str, local_cpus: int | None = None):
-    """Join (or start) the cluster named by ``address``; returns the ``ray`` module. Joining twice is free."""
+    """Join (or start) the cluster named by ``address``; returns the ``ray`` module.
+
+    Joining the same cluster again is free; ``auto`` takes whichever cluster this process is
+    on, also one a script or test started itself. Another address leaves the cluster this
+    function joined first (``rsov serve`` keeps one between jobs).
+    """
     ray = import_ray()
-    if ray.is_initialized():
-        return ray
     check_address(address, None)
+    if ray.is_initialized():
+        if address == "auto" or address in _joined or not _joined:
+            return ray
+        ray.shutdown()
+    _joined.clear()
+    _joined.append(address)
     options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if address == "auto":
         try:
@@ -83,9 +95,9 @@ def connect(address: str, local_cpus: int | None = None):
     try:
         ray.init(address=address, **options)
     except (ConnectionError, ValueError, RuntimeError) as error:
-        first = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
-        raise UserInputError(f"{{ray}} {address} cannot be reached ({first}); start the cluster with 'ray start "
-                             "--head' (docs/scale.md) or give --ray auto.", "ray") from None
+        _joined.clear()
+        raise UserInputError(f"{{ray}} {address} cannot be reached ({first_line(error)}); start the cluster with "
+                             "'ray start --head' (docs/scale.md) or give --ray auto.", "ray") from None
     return ray
 
 

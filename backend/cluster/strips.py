@@ -10,22 +10,27 @@ Ray and the strip is run again from its start.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from backend.errors import Cancelled, UserInputError
+from backend.errors import Cancelled, ClusterError, UserInputError, first_line
+from backend.jobs import OUTPUT_FIELDS
 from backend.raster.tiling import DEFAULT_STRIP_WIDTH, Strip, plan_strips, window_starts
 
 log = logging.getLogger("rsov")
 
 RETRIES = 3  # restarts of a dead worker, and runs of the strip it held
 POLL_SECONDS = 0.25
+PENDING_WARNING_SECONDS = 30.0
+KILL_WAIT_SECONDS = 10.0
 MIN_STRIP_WIDTH = 1024  # narrower strips would repeat too many windows at their edges
 ROWS_PER_COPY = 1024
 
@@ -71,20 +76,28 @@ class StripWorker:
             self.prompts = self.segmentor.prompt(job.classes)
         except UserInputError as error:  # reported with the first strip, in the user's words
             self.error = (type(error), error.template, error.fields)
+        except Exception as error:  # noqa: BLE001 - one sentence for the driver, not a remote traceback
+            self.error = (ClusterError, f"a Ray worker could not load the model ({first_line(error)}); see the "
+                          "cluster's logs (ray logs).", ())
 
     def device(self) -> str:
         return str(self.segmentor.device) if self.error is None else "none"
 
     def run_strip(self, index: int, strip: Strip, scratch: str, tracker, polygons: bool) -> StripOutput:
         """Stream ``strip`` into ``scratch``/strip-INDEX (replaced whole at the end); polygons if asked."""
-        from backend.engine import infer_rasters
+        from backend.inference.rasters import infer_rasters
         from backend.raster.files import open_raster
         from backend.raster.vectorize import band_pieces
 
         if self.error is not None:
             return StripOutput(index, None, None, None, self.error)
         folder = Path(scratch) / f"strip-{index}"
-        part = Path(tempfile.mkdtemp(dir=scratch, prefix=f"strip-{index}.part-"))
+        try:
+            part = Path(tempfile.mkdtemp(dir=scratch, prefix=f"strip-{index}.part-"))
+        except OSError as error:
+            return StripOutput(index, None, None, None, (ClusterError, f"a Ray worker on {os.uname().nodename} cannot "
+                               f"write to {scratch} ({first_line(error)}); put the outputs on storage every node "
+                               "mounts (docs/scale.md).", ()))
 
         def progress(done: int, total: int) -> None:
             tracker.set.remote(index, done)
@@ -136,6 +149,8 @@ def run_on_ray(job, source, config, scratch: Path, report: Callable[[str, float,
 
     ray = connect(job.ray)
     workers = plan_workers(ray, job.ray_workers, config.device)
+    job, scratch = _absolute(job), scratch.absolute()
+    source = dataclasses.replace(source, path=job.raster)
     grid = source.grid
     strips = cluster_strips(grid.width, config.window, config.stride, job.strip_width, workers.count)
     rows = len(window_starts(grid.height, config.window, config.stride))
@@ -147,19 +162,21 @@ def run_on_ray(job, source, config, scratch: Path, report: Callable[[str, float,
     actor = ray.remote(StripWorker).options(**workers.actor_options(), max_restarts=RETRIES,
                                             max_task_retries=RETRIES)
     actors = [actor.remote(job, source, workers.threads) for _ in range(count)]
-    outputs: dict[int, StripOutput] = {}
+    running: dict = {}
     try:
-        device = ray.get(actors[0].device.remote())
+        device = _first_result(ray, actors[0].device.remote(), should_stop)
         report("segmenting", 0.0, megapixels)
-        outputs = _dispatch(ray, actors, strips, scratch, tracker, polygons, progress, total, should_stop)
+        outputs = _dispatch(ray, actors, running, strips, scratch, tracker, polygons, progress, total, should_stop)
+        progress(total, total)
     finally:
         for each in [*actors, tracker]:
             ray.kill(each)
+        if running:  # killed mid-strip: let them end before the scratch folder goes
+            ray.wait(list(running), num_returns=len(running), timeout=KILL_WAIT_SECONDS)
     for output in outputs.values():
         if not output.folder.is_dir():
-            raise UserInputError(f"the Ray workers wrote strip {output.index} to {output.folder}, which this machine "
-                                 "cannot see; put the outputs on storage every node mounts (docs/scale.md).",
-                                 "out_raster", "out")
+            raise ClusterError(f"the Ray workers wrote strip {output.index} to {output.folder}, which this machine "
+                               "cannot see; put the outputs on storage every node mounts (docs/scale.md).")
     stats = _stitch(job, grid, strips, [outputs[index] for index in range(len(strips))], scratch)
     width = strips[0].core1 - strips[0].core0
     notes = [f"segmented by {workers.describe(count)} in {len(strips)} column strips of {width} pixels "
@@ -168,14 +185,54 @@ def run_on_ray(job, source, config, scratch: Path, report: Callable[[str, float,
     return OnRay(stats, strips, pieces, device, notes)
 
 
-def _dispatch(ray, actors: list, strips: list[Strip], scratch: Path, tracker, polygons: bool,
-              progress: Callable[[int, int], None], total: int,
-              should_stop: Callable[[], bool] | None) -> dict[int, StripOutput]:
-    """Each strip to the next idle worker until all are done; progress over all of them."""
+def _absolute(job):
+    """``job`` with absolute file paths: Ray workers need not share the driver's working folder."""
+    from backend.raster.aoi import is_file
+
+    changes = {name: Path(getattr(job, name)).absolute() for name in ("raster", *OUTPUT_FIELDS)
+               if getattr(job, name) is not None and not str(getattr(job, name)).startswith("/vsi")}
+    for name in ("aoi", "clip_weights", "upsampler_weights"):
+        value = getattr(job, name)
+        if value is not None and is_file(value):
+            changes[name] = str(Path(value).expanduser().absolute())
+    return dataclasses.replace(job, **changes)
+
+
+def _first_result(ray, ref, should_stop: Callable[[], bool] | None):
+    """``ray.get(ref)``, cancellable while the cluster has no room for the worker yet."""
+    started = time.monotonic()
+    warned = False
+    while not ray.wait([ref], timeout=POLL_SECONDS)[0]:
+        if should_stop is not None and should_stop():
+            raise Cancelled("cancelled")
+        if not warned and time.monotonic() - started > PENDING_WARNING_SECONDS:
+            warned = True
+            log.warning("the Ray workers have not started after %.0f s: the cluster may have no free CPU or GPU "
+                        "(ray status shows what is in use).", PENDING_WARNING_SECONDS)
+    return _result(ray, ref)
+
+
+def _result(ray, ref):
+    """``ray.get(ref)`` with a worker's failure as one sentence."""
     from ray.exceptions import RayActorError, RayTaskError
 
+    try:
+        return ray.get(ref)
+    except RayTaskError as error:
+        cause = getattr(error, "cause", None) or error
+        raise ClusterError(f"a Ray worker failed ({type(cause).__name__}: {first_line(cause)}); see the cluster's "
+                           "logs (ray logs).") from None
+    except RayActorError as error:
+        raise ClusterError(f"a Ray worker died {RETRIES + 1} times ({first_line(error)}); see the cluster's logs "
+                           "(ray logs) for why (often out of memory: give a smaller --strip-width).") from None
+
+
+def _dispatch(ray, actors: list, running: dict, strips: list[Strip], scratch: Path, tracker, polygons: bool,
+              progress: Callable[[int, int], None], total: int,
+              should_stop: Callable[[], bool] | None) -> dict[int, StripOutput]:
+    """Each strip to the next idle worker until all are done; progress over all of them. ``running`` holds the
+    tasks under way (the caller's, to wait for after a cancel)."""
     waiting, idle = list(range(len(strips))), list(actors)
-    running: dict = {}
     outputs: dict[int, StripOutput] = {}
     while waiting or running:
         while waiting and idle:
@@ -187,12 +244,7 @@ def _dispatch(ray, actors: list, strips: list[Strip], scratch: Path, tracker, po
         progress(ray.get(tracker.total.remote()), total)
         for ref in ready:
             idle.append(running.pop(ref))
-            try:
-                output = ray.get(ref)
-            except (RayActorError, RayTaskError) as error:
-                first = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
-                raise RuntimeError(f"a Ray worker failed {RETRIES + 1} times on one strip ({first}); see the "
-                                   "cluster's logs (ray logs) for why.") from None
+            output = _result(ray, ref)
             output.raise_error()
             outputs[output.index] = output
     return outputs
@@ -205,7 +257,7 @@ def _stitch(job, grid, strips: list[Strip], outputs: list[StripOutput], scratch:
     import numpy as np
     from rasterio.windows import Window
 
-    from backend.engine import Stats
+    from backend.inference.rasters import Stats
     from backend.raster.files import open_raster
     from backend.raster.writers import CLASS_NODATA, label_class_raster, label_probability_raster, open_grid_raster
 

@@ -23,7 +23,7 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 from shapely.geometry.base import BaseGeometry
 
-from backend.errors import UserInputError
+from backend.errors import UserInputError, first_line
 from backend.raster.files import open_raster
 from backend.raster.grid import Grid
 from backend.raster.sar import (MODALITIES, SAR_SCALES, SarConversion, band_names, default_sar_bands,
@@ -95,10 +95,6 @@ def check_read_options(options: ReadOptions) -> None:
             raise UserInputError(f"{{{name}}} is given without {{aoi}}; give the area of interest too.", name, "aoi")
 
 
-def _first_line(error: Exception) -> str:
-    return str(error).splitlines()[0][:120] if str(error) else type(error).__name__
-
-
 def _open(path: Path):
     remote = str(path).startswith("/vsi")  # a URL or an archive member: GDAL alone can tell whether it is there
     if not remote and not path.exists():
@@ -107,7 +103,7 @@ def _open(path: Path):
         return open_raster(path)
     except RasterioError as error:
         fix = "check the address and that GDAL can reach it" if remote else "give a GeoTIFF or another image GDAL opens"
-        raise UserInputError(f"input raster {path} cannot be read ({_first_line(error)}); {fix}.", "raster") from None
+        raise UserInputError(f"input raster {path} cannot be read ({first_line(error, 120)}); {fix}.", "raster") from None
 
 
 @dataclass(frozen=True)
@@ -138,7 +134,7 @@ class RasterSource:
             try:
                 dataset.read(1, window=Window(0, 0, 1, 1))
             except RasterioError as error:
-                raise UserInputError(f"input raster {path} cannot be read ({_first_line(error)}); "
+                raise UserInputError(f"input raster {path} cannot be read ({first_line(error, 120)}); "
                                      "the file may be truncated or corrupt.", "raster") from None
             if dataset.crs is None and (dataset.transform != Affine.identity() or dataset.gcps[0]):
                 raise UserInputError(f"input raster {path} has a geotransform but no CRS; assign one, e.g. "
@@ -215,7 +211,7 @@ class RasterSource:
                 return self._read(dataset, row, col, height, width)
             except RasterioError as error:
                 raise UserInputError(f"input raster {self.path} cannot be read at rows {row}-{row + height} "
-                                     f"({_first_line(error)}); the file may be truncated or corrupt: copy or "
+                                     f"({first_line(error, 120)}); the file may be truncated or corrupt: copy or "
                                      "download it again.", "raster") from None
 
         with dataset:

@@ -398,7 +398,8 @@ class BatchJobResult(BaseModel):
     where: str = Field(description="how the scenes ran: in the service, in N processes, or on Ray workers")
     rows: list[dict] = Field(description="the manifest's rows of the inputs' scenes, up to max_rows: scene, source, "
                                          "status (done or failed), seconds, classes (found, '; '-joined), polygons, "
-                                         "outputs, error, finished")
+                                         "outputs, error, finished, settings (a hash of the classes and "
+                                         "options the scene was done with)")
     row_count: int
     rows_omitted: bool = Field(description="true when rows holds fewer than row_count: read the manifest instead")
 

@@ -478,6 +478,66 @@ water</translation>
             <translation>Open-Vocabulary-Segmentierung: Gebiet zeichnen, Klassen eingeben, Polygone erhalten</translation>
         </message>
         <message>
+            <source>Segment a folder of scenes</source>
+            <translation>Einen Ordner mit Szenen segmentieren</translation>
+        </message>
+        <message>
+            <source>Segments every raster in a folder and its subfolders on the rs-openvocab backend: a class raster and a polygon file per scene, named after it, in the output folder, and manifest.csv with each scene's status, classes found and error. Running it again skips the scenes already done. The backend is the one set in the plugin's dock, or RSOV_URL and RSOV_TOKEN.</source>
+            <translation>Segmentiert jedes Raster eines Ordners und seiner Unterordner im rs-openvocab-Backend: je Szene ein Klassenraster und eine Polygondatei, nach ihr benannt, im Ausgabeordner, dazu manifest.csv mit Status, gefundenen Klassen und Fehler jeder Szene. Ein erneuter Lauf überspringt die bereits fertigen Szenen. Das Backend ist das im Dock des Plugins eingestellte, oder RSOV_URL und RSOV_TOKEN.</translation>
+        </message>
+        <message>
+            <source>Folder of scenes</source>
+            <translation>Ordner mit Szenen</translation>
+        </message>
+        <message>
+            <source>Classes, one per line (synonyms by commas)</source>
+            <translation>Klassen, eine pro Zeile (Synonyme durch Kommas getrennt)</translation>
+        </message>
+        <message>
+            <source>Model preset</source>
+            <translation>Modell-Voreinstellung</translation>
+        </message>
+        <message>
+            <source>Polygon format</source>
+            <translation>Polygonformat</translation>
+        </message>
+        <message>
+            <source>Also write probability rasters</source>
+            <translation>Auch Wahrscheinlichkeitsraster schreiben</translation>
+        </message>
+        <message>
+            <source>Output folder</source>
+            <translation>Ausgabeordner</translation>
+        </message>
+        <message>
+            <source>Manifest</source>
+            <translation>Manifest</translation>
+        </message>
+        <message>
+            <source>Scenes done</source>
+            <translation>Fertige Szenen</translation>
+        </message>
+        <message>
+            <source>Scenes failed</source>
+            <translation>Fehlgeschlagene Szenen</translation>
+        </message>
+        <message>
+            <source>Give at least one class in CLASSES, one per line.</source>
+            <translation>Geben Sie in CLASSES mindestens eine Klasse an, eine pro Zeile.</translation>
+        </message>
+        <message>
+            <source>Backend {0}, version {1}, on {2}</source>
+            <translation>Backend {0}, Version {1}, auf {2}</translation>
+        </message>
+        <message>
+            <source>Cancelled; the scenes already done are in the manifest.</source>
+            <translation>Abgebrochen; die bereits fertigen Szenen stehen im Manifest.</translation>
+        </message>
+        <message>
+            <source>{0} scenes: {1} done, {2} failed, {3} skipped in {4:.1f} s</source>
+            <translation>{0} Szenen: {1} fertig, {2} fehlgeschlagen, {3} übersprungen in {4:.1f} s</translation>
+        </message>
+        <message>
             <source>rs-openvocab</source>
             <translation>rs-openvocab</translation>
         </message>
@@ -518,10 +578,6 @@ water</translation>
             <translation>Open-Vocabulary-Segmentierung durch das rs-openvocab-Backend: Geben Sie die Klassen ein, eine pro Zeile (Synonyme durch Kommas getrennt, z. B. building,roof,house), und erhalten Sie Polygone mit class_name, score und area_m2. Layer, die keine Dateien sind (XYZ, WMS), werden zuerst in der Render-Auflösung gezeichnet. Das Backend ist das im Dock des Plugins eingestellte, oder es wird durch RSOV_URL und RSOV_TOKEN angegeben.</translation>
         </message>
         <message>
-            <source>Classes, one per line (synonyms by commas)</source>
-            <translation>Klassen, eine pro Zeile (Synonyme durch Kommas getrennt)</translation>
-        </message>
-        <message>
             <source>Extent</source>
             <translation>Ausdehnung</translation>
         </message>
@@ -536,10 +592,6 @@ water</translation>
         <message>
             <source>Speckle filter (SAR)</source>
             <translation>Speckle-Filter (SAR)</translation>
-        </message>
-        <message>
-            <source>Model preset</source>
-            <translation>Modell-Voreinstellung</translation>
         </message>
         <message>
             <source>Dataset preset (thresholds)</source>
@@ -568,14 +620,6 @@ water</translation>
         <message>
             <source>The area of interest has no polygons.</source>
             <translation>Das Untersuchungsgebiet enthält keine Polygone.</translation>
-        </message>
-        <message>
-            <source>Give at least one class in CLASSES, one per line.</source>
-            <translation>Geben Sie in CLASSES mindestens eine Klasse an, eine pro Zeile.</translation>
-        </message>
-        <message>
-            <source>Backend {0}, version {1}, on {2}</source>
-            <translation>Backend {0}, Version {1}, auf {2}</translation>
         </message>
         <message>
             <source>Cancelled; nothing was written.</source>

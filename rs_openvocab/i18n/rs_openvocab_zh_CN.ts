@@ -478,6 +478,66 @@ water</translation>
             <translation>开放词汇分割：绘制区域，输入类别，得到多边形</translation>
         </message>
         <message>
+            <source>Segment a folder of scenes</source>
+            <translation>分割文件夹中的所有影像</translation>
+        </message>
+        <message>
+            <source>Segments every raster in a folder and its subfolders on the rs-openvocab backend: a class raster and a polygon file per scene, named after it, in the output folder, and manifest.csv with each scene's status, classes found and error. Running it again skips the scenes already done. The backend is the one set in the plugin's dock, or RSOV_URL and RSOV_TOKEN.</source>
+            <translation>由 rs-openvocab 后端分割文件夹及其子文件夹中的每个栅格：每个影像在输出文件夹中得到一个以其命名的类别栅格和一个多边形文件，并生成 manifest.csv，记录每个影像的状态、识别出的类别和错误。再次运行会跳过已完成的影像。后端为插件停靠窗口中设置的后端，或 RSOV_URL 和 RSOV_TOKEN。</translation>
+        </message>
+        <message>
+            <source>Folder of scenes</source>
+            <translation>影像文件夹</translation>
+        </message>
+        <message>
+            <source>Classes, one per line (synonyms by commas)</source>
+            <translation>类别，每行一个（同义词用逗号分隔）</translation>
+        </message>
+        <message>
+            <source>Model preset</source>
+            <translation>模型预设</translation>
+        </message>
+        <message>
+            <source>Polygon format</source>
+            <translation>多边形格式</translation>
+        </message>
+        <message>
+            <source>Also write probability rasters</source>
+            <translation>同时写出概率栅格</translation>
+        </message>
+        <message>
+            <source>Output folder</source>
+            <translation>输出文件夹</translation>
+        </message>
+        <message>
+            <source>Manifest</source>
+            <translation>清单</translation>
+        </message>
+        <message>
+            <source>Scenes done</source>
+            <translation>已完成的影像</translation>
+        </message>
+        <message>
+            <source>Scenes failed</source>
+            <translation>失败的影像</translation>
+        </message>
+        <message>
+            <source>Give at least one class in CLASSES, one per line.</source>
+            <translation>请在 CLASSES 中至少给出一个类别，每行一个。</translation>
+        </message>
+        <message>
+            <source>Backend {0}, version {1}, on {2}</source>
+            <translation>后端 {0}，版本 {1}，运行于 {2}</translation>
+        </message>
+        <message>
+            <source>Cancelled; the scenes already done are in the manifest.</source>
+            <translation>已取消；已完成的影像记录在清单中。</translation>
+        </message>
+        <message>
+            <source>{0} scenes: {1} done, {2} failed, {3} skipped in {4:.1f} s</source>
+            <translation>{0} 个影像：{1} 个完成，{2} 个失败，{3} 个跳过，用时 {4:.1f} 秒</translation>
+        </message>
+        <message>
             <source>rs-openvocab</source>
             <translation>rs-openvocab</translation>
         </message>
@@ -518,10 +578,6 @@ water</translation>
             <translation>由 rs-openvocab 后端进行开放词汇分割：输入类别，每行一个（同义词用逗号分隔，例如 building,roof,house），得到带有 class_name、score 和 area_m2 字段的多边形。非文件图层（XYZ、WMS）会先按渲染分辨率绘制。后端为插件停靠面板中设置的后端，或由 RSOV_URL 和 RSOV_TOKEN 指定。</translation>
         </message>
         <message>
-            <source>Classes, one per line (synonyms by commas)</source>
-            <translation>类别，每行一个（同义词用逗号分隔）</translation>
-        </message>
-        <message>
             <source>Extent</source>
             <translation>范围</translation>
         </message>
@@ -536,10 +592,6 @@ water</translation>
         <message>
             <source>Speckle filter (SAR)</source>
             <translation>相干斑滤波（SAR）</translation>
-        </message>
-        <message>
-            <source>Model preset</source>
-            <translation>模型预设</translation>
         </message>
         <message>
             <source>Dataset preset (thresholds)</source>
@@ -568,14 +620,6 @@ water</translation>
         <message>
             <source>The area of interest has no polygons.</source>
             <translation>感兴趣区域中没有多边形。</translation>
-        </message>
-        <message>
-            <source>Give at least one class in CLASSES, one per line.</source>
-            <translation>请在 CLASSES 中至少给出一个类别，每行一个。</translation>
-        </message>
-        <message>
-            <source>Backend {0}, version {1}, on {2}</source>
-            <translation>后端 {0}，版本 {1}，运行于 {2}</translation>
         </message>
         <message>
             <source>Cancelled; nothing was written.</source>

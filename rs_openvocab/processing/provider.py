@@ -22,6 +22,8 @@ class SegmentationProvider(QgsProcessingProvider):
         return QIcon(str(ICON))
 
     def loadAlgorithms(self) -> None:  # noqa: N802
+        from rs_openvocab.processing.batch_algorithm import BatchAlgorithm
         from rs_openvocab.processing.segment_algorithm import SegmentAlgorithm
 
         self.addAlgorithm(SegmentAlgorithm())
+        self.addAlgorithm(BatchAlgorithm())

@@ -77,3 +77,15 @@ def test_an_out_dir_holding_every_scene_is_refused(folder, tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(UserInputError, match=r"out_dir: output folder .*file cannot be created \(.*is a file\)"):
         BatchJob(str(folder), "a; b", tmp_path / "file").validate()
+
+
+def test_the_settings_hash_changes_with_the_classes_and_each_option_that_makes_the_outputs(folder, tmp_path):
+    job = BatchJob(str(folder), "water; building,roof", tmp_path / "out")
+    settings = job.settings
+    assert len(settings) == 12 and int(settings, 16) >= 0
+    assert BatchJob(str(folder / "*.tif"), "water;building, roof", tmp_path / "elsewhere", workers=2,
+                    manifest_format="parquet").settings == settings  # inputs, folder and running: the same
+    for changes in ({"classes": "water; building"}, {"classes": "building,roof; water"}, {"bands": [3, 2, 1]},
+                    {"model": "segearth-ov-b"}, {"simplify": 1.0}, {"probs": True}, {"vector_format": "fgb"},
+                    {"no_polygons": True}):
+        assert dataclasses.replace(job, **changes).settings != settings, changes

@@ -92,13 +92,16 @@ def test_a_batch_segments_each_scene_records_the_broken_one_and_resumes(copied, 
     assert not list(out.glob(".rsov-*"))  # no scratch folder left
 
 
-def test_the_outputs_are_the_same_in_one_process_in_two_and_on_ray(scenes, tmp_path, tiny_files, ray_cluster):
+def test_the_outputs_are_the_same_in_one_process_in_two_and_on_ray(scenes, tmp_path, tiny_files, ray_cluster,
+                                                                   monkeypatch):
     common = {"inputs": str(scenes), "classes": CLASSES, "clip_weights": str(tiny_files["open_clip"]),
               "no_upsampler": True}
     one = run(BatchJob(**common, out_dir=tmp_path / "one"))
     two = run(BatchJob(**common, out_dir=tmp_path / "two", workers=2, manifest_format="parquet",
                        vector_format="fgb", probs=True))
-    ray = run(BatchJob(**common, out_dir=tmp_path / "ray", ray="auto", ray_workers=2))
+    monkeypatch.chdir(tmp_path)  # paths relative to this folder, which the Ray workers do not share
+    ray = run(BatchJob(**common | {"clip_weights": os.path.relpath(tiny_files["open_clip"])}, out_dir="ray",
+                       ray="auto", ray_workers=2))
     assert (one.where, two.where, ray.where) == ("this process", "2 processes of 1 thread",
                                                  "2 Ray workers on CPU (1 thread each)")
     expected = class_maps(tmp_path / "one")
@@ -114,6 +117,23 @@ def test_the_outputs_are_the_same_in_one_process_in_two_and_on_ray(scenes, tmp_p
     again = run(BatchJob(**common, out_dir=tmp_path / "two", manifest_format="parquet", vector_format="fgb",
                          probs=True))
     assert (again.done, again.failed, again.skipped) == (0, 1, 3)  # the Parquet manifest resumes as well
+
+
+def test_a_batch_run_again_with_other_classes_runs_its_scenes_again(scenes, tmp_path, tiny_files):
+    common = {"inputs": str(scenes / "[fh]*.tif"), "out_dir": tmp_path / "out",
+              "clip_weights": str(tiny_files["open_clip"]), "no_upsampler": True}
+    first = run(BatchJob(**common, classes=CLASSES))
+    assert (first.done, first.failed, first.skipped) == (2, 0, 0)
+    other = BatchJob(**common, classes="background; water; road")
+    second = run(other)
+    assert (second.done, second.failed, second.skipped) == (2, 0, 0)  # done, but with other classes
+    for name in ("fields", "harbour"):
+        with rasterio.open(tmp_path / "out" / f"{name}.tif") as classes:
+            assert classes.tags()["CLASS_NAMES"] == "background;water;road"  # replaced
+    rows = manifest_rows(tmp_path / "out" / "manifest.csv")
+    assert {row["settings"] for row in rows.values()} == {other.settings} != {first.rows[0]["settings"]}
+    third = run(BatchJob(**common, classes="background; water; road"))
+    assert (third.done, third.failed, third.skipped) == (0, 0, 2)
 
 
 def test_a_cancelled_batch_keeps_the_scenes_it_finished(scenes, tmp_path, tiny_files):

@@ -76,6 +76,7 @@ def test_two_workers_write_what_one_process_writes(ray_cluster, mosaic, tiny_fil
     result = run(job, lambda stage, done, total: stages.append((stage, done, total)))
     assert_same_outputs(expected, outputs(tmp_path, "ray"))
     assert result.pixel_counts == expected_result.pixel_counts and result.windows == expected_result.windows
+    assert result.class_areas_m2 == expected_result.class_areas_m2  # summed in the same order
     assert any("2 Ray workers on CPU" in note and "4 column strips of 300 pixels" in note for note in result.notes)
     segmenting = [done for stage, done, _ in stages if stage == "segmenting"]
     assert segmenting == sorted(segmenting) and segmenting[-1] == pytest.approx(0.33)  # one bar over all workers
@@ -140,3 +141,37 @@ def test_too_many_workers_is_one_sentence(ray_cluster, mosaic, tiny_files, tmp_p
     job = SegmentJob(**options(mosaic, tiny_files), **outputs(tmp_path, "ray"), ray="auto", ray_workers=3)
     with pytest.raises(UserInputError, match="ray_workers 3 is more than the cluster's 2 CPUs; give at most 2"):
         run(job)
+
+
+def test_resampled_runs_with_relative_paths_match_one_process(ray_cluster, mosaic, tiny_files, tmp_path,
+                                                              monkeypatch):
+    """Read at 1 m (the polygons then come from the driver's resampled rasters), outputs named relative to the
+    working folder, which Ray's workers do not share, and no probability raster."""
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(mosaic, tmp_path / "mosaic.tif")
+    common = {**options(Path("mosaic.tif"), tiny_files), "gsd": 1.0, "strip_width": 224}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run(SegmentJob(**common, out_raster=Path("one.tif"), out=Path("one.gpkg")))
+    finally:
+        torch.set_num_threads(threads)
+    result = run(SegmentJob(**common, out_raster=Path("out/ray.tif"), out=Path("out/ray.gpkg"), ray="auto"))
+    assert any("column strips of 224 pixels" in note for note in result.notes)
+    assert (tmp_path / "out" / "ray.tif").read_bytes() == (tmp_path / "one.tif").read_bytes()
+    mine, theirs = pyogrio.read_dataframe(tmp_path / "out" / "ray.gpkg"), pyogrio.read_dataframe(tmp_path / "one.gpkg")
+    assert len(mine) == len(theirs) > 0 and all(a.equals_exact(b, 0) for a, b in zip(mine.geometry, theirs.geometry))
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ray.gpkg", "ray.tif"]
+
+
+def test_the_default_strip_width_is_narrowed_so_every_worker_gets_strips():
+    from backend.cluster.strips import MIN_STRIP_WIDTH, cluster_strips
+    from backend.raster.tiling import DEFAULT_STRIP_WIDTH
+
+    wide = cluster_strips(20000, 224, 112, DEFAULT_STRIP_WIDTH, 4)
+    assert len(wide) == 8 and {s.core1 - s.core0 for s in wide[:-1]} == {2500}
+    assert len(cluster_strips(3000, 224, 112, DEFAULT_STRIP_WIDTH, 8)) == 3  # never under MIN_STRIP_WIDTH
+    assert all(s.core1 - s.core0 >= MIN_STRIP_WIDTH for s in cluster_strips(3000, 224, 112, DEFAULT_STRIP_WIDTH, 8)[:-1])
+    assert len(cluster_strips(20000, 224, 112, 5000, 4)) == 4  # a width the user gave is kept

@@ -104,3 +104,28 @@ def test_the_zip_installs_into_a_fresh_profile_and_runs_in_qgis_process(ready_se
     assert done.returncode == 0, done.stdout + done.stderr
     layer = QgsVectorLayer(str(out), "from qgis_process")
     assert layer.isValid() and layer.featureCount() > 0
+
+
+def test_processing_batch_segments_a_folder_and_records_the_bad_scene(provider, ready_service, scenes, tmp_path,
+                                                                      monkeypatch):
+    import csv
+    import shutil
+
+    import processing
+
+    monkeypatch.setenv("RSOV_URL", ready_service.url)
+    monkeypatch.setenv("RSOV_TOKEN", ready_service.token)
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    shutil.copy(scenes["small"], folder / "harbour.tif")
+    (folder / "broken.tif").write_bytes(b"not a GeoTIFF")
+    out_dir = tmp_path / "results"
+    result = processing.run("rs_openvocab:batch", {"INPUT": str(folder), "CLASSES": CLASSES, "VECTOR_FORMAT": 2,
+                                                   "OUTPUT": str(out_dir)})
+    assert (result["DONE"], result["FAILED"]) == (1, 1)
+    layer = QgsVectorLayer(str(out_dir / "harbour.fgb"), "harbour")
+    assert layer.isValid() and layer.featureCount() > 0 and layer.crs().authid() == "EPSG:32633"
+    with open(result["MANIFEST"], newline="") as manifest:
+        rows = {row["scene"]: row for row in csv.DictReader(manifest)}
+    assert rows["harbour"]["status"] == "done" and rows["broken"]["status"] == "failed"
+    assert "broken.tif" in rows["broken"]["error"]
