@@ -12,9 +12,12 @@ from pathlib import Path
 from typing import Literal
 
 from backend.errors import UserInputError
+from backend.models.geomag.config import GeoMagConfig
 from training.common.config import load_config, require
 from training.common.loop import TrainConfig
 from training.common.optim import OptimConfig
+
+_BASE = GeoMagConfig()  # the architecture's defaults live in one place: the backend's config
 
 
 def _stage(stage: int, expected: int) -> None:
@@ -41,7 +44,7 @@ class PairsData:
 class TmraModel:
     """The frozen query encoder."""
 
-    bert: str = "google-bert/bert-base-uncased"
+    bert: str = _BASE.bert
     max_length: int = 128
 
     def __post_init__(self) -> None:
@@ -105,22 +108,23 @@ class MixData:
 
 @dataclass(frozen=True)
 class GeoMagModel:
-    """The base models and the trainable parts (GeoMagConfig's fields), and how the step spends memory."""
+    """The base models and the trainable parts (GeoMagConfig's fields, its defaults), and how the step spends
+    memory."""
 
-    vlm: str = "llava-hf/llava-1.5-7b-hf"
-    sam2_config: str = "configs/sam2.1/sam2.1_hiera_l.yaml"
-    sam2_weights: str | None = None
-    sam2_image_size: int = 1024
-    bert: str = "google-bert/bert-base-uncased"
-    seg_token: str = "[SEG]"
-    seg_tokens_per_mask: int = 1
-    lora_rank: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    lora_targets: str = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
-    decoder_dim: int = 256
-    decoder_heads: int = 8
-    answer_template: str = "Sure, it is [SEG]."
+    vlm: str = _BASE.vlm
+    sam2_config: str = _BASE.sam2_config
+    sam2_weights: str | None = _BASE.sam2_weights
+    sam2_image_size: int = _BASE.sam2_image_size
+    bert: str = _BASE.bert
+    seg_token: str = _BASE.seg_token
+    seg_tokens_per_mask: int = _BASE.seg_tokens_per_mask
+    lora_rank: int = _BASE.lora_rank
+    lora_alpha: int = _BASE.lora_alpha
+    lora_dropout: float = _BASE.lora_dropout
+    lora_targets: str = ",".join(_BASE.lora_targets)  # comma-separated in a YAML config
+    decoder_dim: int = _BASE.decoder_dim
+    decoder_heads: int = _BASE.decoder_heads
+    answer_template: str = _BASE.answer_template
     base_dtype: Literal["fp32", "bf16", "fp16"] = "fp32"
     load_in: Literal["4bit", "8bit"] | None = None
     grad_checkpointing: bool = False
@@ -135,9 +139,9 @@ class GeoMagModel:
 class LossWeights:
     """LISA's objective: weights of next-token cross-entropy, per-pixel BCE and dice."""
 
-    ce_weight: float = 1.0
-    bce_weight: float = 2.0
-    dice_weight: float = 0.5
+    ce_weight: float = _BASE.ce_weight
+    bce_weight: float = _BASE.bce_weight
+    dice_weight: float = _BASE.dice_weight
 
     def __post_init__(self) -> None:
         for name in ("ce_weight", "bce_weight", "dice_weight"):
