@@ -13,21 +13,20 @@ import fcntl
 import logging
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
 from backend.batch.inputs import Scene, is_remote
 from backend.batch.job import BatchJob
 from backend.batch.manifest import DONE, FAILED, Manifest, scene_row
+from backend.cluster.session import POLL_SECONDS, RETRIES
 from backend.errors import Cancelled, UserInputError, first_line
 from backend.jobs import SegmentJob
 
 log = logging.getLogger("rsov")
 
-POLL_SECONDS = 0.25
 BROKEN_WAIT_SECONDS = 5.0  # for a broken process pool to fail the futures it held
-RETRIES = 3  # Ray: restarts of a dead worker, and runs of the scene it held
 LOCK_NAME = ".batch.lock"
 Record = Callable[[dict], None]
 
@@ -242,20 +241,18 @@ def _on_ray(job: BatchJob, scenes: list[Scene], record: Record, should_stop) -> 
     is free. The outputs go straight to ``out_dir``: storage every node mounts."""
     from ray.exceptions import RayError
 
-    from backend.cluster.session import connect, plan_workers
+    from backend.cluster.session import absolute_paths, connect, plan_workers, worker_actor
 
     ray = connect(job.ray)
     workers = plan_workers(ray, job.ray_workers, job.device)
-    segment_job = _absolute(job)
-    actor = ray.remote(SceneWorker).options(**workers.actor_options(), max_restarts=RETRIES,
-                                            max_task_retries=RETRIES)
+    actor = worker_actor(ray, SceneWorker, workers)
     idle = [actor.remote(workers.threads) for _ in range(min(workers.count, len(scenes)))]
     actors, waiting, running = list(idle), list(scenes), {}
     try:
         while waiting or running:
             while waiting and idle:
                 worker, scene = idle.pop(0), waiting.pop(0)
-                running[worker.run.remote(scene, segment_job(scene))] = (worker, scene)
+                running[worker.run.remote(scene, absolute_paths(job.segment_job(scene)))] = (worker, scene)
             ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_SECONDS)
             _stop_if_asked(should_stop)
             for ref in ready:
@@ -273,21 +270,4 @@ def _on_ray(job: BatchJob, scenes: list[Scene], record: Record, should_stop) -> 
             # the host that made it (remove_debris); one made on another node stays, to be removed by hand
             ray.kill(each)
     return workers.describe()
-
-
-def _absolute(job: BatchJob) -> Callable[[Scene], SegmentJob]:
-    """``job.segment_job`` with absolute paths (out_dir, a local scene's source, aoi and weights files): Ray
-    workers need not share this process's working folder. The rows keep each scene's source as given."""
-    from backend.raster.aoi import is_file
-
-    files = {name: str(Path(getattr(job, name)).expanduser().absolute())
-             for name in ("aoi", "clip_weights", "upsampler_weights")
-             if getattr(job, name) is not None and is_file(getattr(job, name))}
-    sent = replace(job, out_dir=job.out_dir.absolute(), **files)
-
-    def segment_job(scene: Scene) -> SegmentJob:
-        source = scene.source if is_remote(scene.source) else str(Path(scene.source).absolute())
-        return sent.segment_job(Scene(scene.name, source))
-
-    return segment_job
 

@@ -14,7 +14,9 @@ from backend.errors import UserInputError, first_line
 
 log = logging.getLogger("rsov")
 
-LOCAL_OBJECT_STORE_BYTES = 256 * 2**20  # workers pass paths and small records, not arrays
+LOCAL_OBJECT_STORE_BYTES = 256 * 2**20  # workers pass paths, records and polygons, not rasters (spilled if need be)
+RETRIES = 3  # restarts of a dead worker, and runs of the task it held
+POLL_SECONDS = 0.25  # how often a driver looks at its tasks, progress and cancel
 INSTALL_HINT = "install it with: pip install 'rs-openvocab[cluster]'"
 
 
@@ -120,3 +122,27 @@ def plan_workers(ray, asked: int | None, device: str = "auto") -> Workers:
                              "ray_workers")
     threads = max(1, cpus // count)
     return Workers(count, 0.0, float(threads), threads)
+
+
+def worker_actor(ray, cls: type, workers: Workers):
+    """``cls`` as a Ray actor class holding ``workers``' resources; one that dies is restarted and its task run
+    again (``RETRIES`` times)."""
+    return ray.remote(cls).options(**workers.actor_options(), max_restarts=RETRIES, max_task_retries=RETRIES)
+
+
+def absolute_paths(job):
+    """A SegmentJob with absolute file paths (raster, outputs, AOI and weights files; GDAL's /vsi paths as they
+    are): Ray workers need not share the driver's working folder."""
+    import dataclasses
+    from pathlib import Path
+
+    from backend.jobs import OUTPUT_FIELDS
+    from backend.raster.aoi import is_file
+
+    changes = {name: Path(getattr(job, name)).absolute() for name in ("raster", *OUTPUT_FIELDS)
+               if getattr(job, name) is not None and not str(getattr(job, name)).startswith("/vsi")}
+    for name in ("aoi", "clip_weights", "upsampler_weights"):
+        value = getattr(job, name)
+        if value is not None and is_file(value):
+            changes[name] = str(Path(value).expanduser().absolute())
+    return dataclasses.replace(job, **changes)

@@ -21,14 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from backend.cluster.session import POLL_SECONDS, RETRIES
 from backend.errors import Cancelled, ClusterError, UserInputError, first_line
-from backend.jobs import OUTPUT_FIELDS
 from backend.raster.tiling import DEFAULT_STRIP_WIDTH, Strip, plan_strips, window_starts
 
 log = logging.getLogger("rsov")
 
-RETRIES = 3  # restarts of a dead worker, and runs of the strip it held
-POLL_SECONDS = 0.25
 PENDING_WARNING_SECONDS = 30.0
 KILL_WAIT_SECONDS = 10.0
 MIN_STRIP_WIDTH = 1024  # narrower strips would repeat too many windows at their edges
@@ -145,11 +143,11 @@ def cluster_strips(width: int, window: int, stride: int, strip_width: int, worke
 def run_on_ray(job, source, config, scratch: Path, report: Callable[[str, float, float], None],
                progress: Callable[[int, int], None], should_stop: Callable[[], bool] | None) -> OnRay:
     """Segment ``source`` on the cluster named by ``job.ray`` into ``scratch``'s classes/probs/confidence rasters."""
-    from backend.cluster.session import connect, plan_workers
+    from backend.cluster.session import absolute_paths, connect, plan_workers, worker_actor
 
     ray = connect(job.ray)
     workers = plan_workers(ray, job.ray_workers, config.device)
-    job, scratch = _absolute(job), scratch.absolute()
+    job, scratch = absolute_paths(job), scratch.absolute()
     source = dataclasses.replace(source, path=job.raster)
     grid = source.grid
     strips = cluster_strips(grid.width, config.window, config.stride, job.strip_width, workers.count)
@@ -159,8 +157,7 @@ def run_on_ray(job, source, config, scratch: Path, report: Callable[[str, float,
     count = min(workers.count, len(strips))
     megapixels = grid.height * grid.width / 1e6
     tracker = ray.remote(num_cpus=0)(WindowTracker).remote()
-    actor = ray.remote(StripWorker).options(**workers.actor_options(), max_restarts=RETRIES,
-                                            max_task_retries=RETRIES)
+    actor = worker_actor(ray, StripWorker, workers)
     actors = [actor.remote(job, source, workers.threads) for _ in range(count)]
     running: dict = {}
     try:
@@ -183,19 +180,6 @@ def run_on_ray(job, source, config, scratch: Path, report: Callable[[str, float,
              f"(rsov segment --strip-width {width} gives the same output on one machine)"]
     pieces = [outputs[index].pieces for index in range(len(strips))] if polygons else None
     return OnRay(stats, strips, pieces, device, notes)
-
-
-def _absolute(job):
-    """``job`` with absolute file paths: Ray workers need not share the driver's working folder."""
-    from backend.raster.aoi import is_file
-
-    changes = {name: Path(getattr(job, name)).absolute() for name in ("raster", *OUTPUT_FIELDS)
-               if getattr(job, name) is not None and not str(getattr(job, name)).startswith("/vsi")}
-    for name in ("aoi", "clip_weights", "upsampler_weights"):
-        value = getattr(job, name)
-        if value is not None and is_file(value):
-            changes[name] = str(Path(value).expanduser().absolute())
-    return dataclasses.replace(job, **changes)
 
 
 def _first_result(ray, ref, should_stop: Callable[[], bool] | None):
