@@ -36,9 +36,10 @@ def tiny_files(tmp_path_factory):
     return files
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_cluster():
-    """A real local Ray cluster of 2 CPUs for the whole session (started on first use, ~3 s)."""
+    """A real local Ray cluster of 2 CPUs for a test module (started on first use, ~3 s): other modules find no
+    cluster running on the machine, as a user's first `--ray auto` does."""
     ray = pytest.importorskip("ray")
     from backend.cluster.session import LOCAL_OBJECT_STORE_BYTES
 

@@ -6,8 +6,11 @@ ran here) and otherwise starts a private one on this machine; anything else is a
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
+import threading
 from dataclasses import dataclass
 
 from backend.errors import UserInputError, first_line
@@ -22,6 +25,9 @@ INSTALL_HINT = "install it with: pip install 'rs-openvocab[cluster]'"
 
 def import_ray():
     """The ``ray`` module, or one sentence on how to install it."""
+    # Ray's core worker would otherwise install a C++ SIGTERM handler that aborts the process: a stopped
+    # `rsov serve` or `rsov segment --ray` must clean up and exit as it does without Ray (read at import)
+    os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
     try:
         import ray
     except ImportError:
@@ -64,6 +70,19 @@ def check_address(address: str | None, workers: int | None) -> None:
                              "ray://HOST:10001.", "ray")
 
 
+@contextlib.contextmanager
+def _own_sigterm():
+    """Keep this process's SIGTERM handler across ``ray.init``, which replaces it with ``sys.exit`` in the main
+    thread (the CLI's handler stops a run cleanly and says so)."""
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if main and handler is not None:
+            signal.signal(signal.SIGTERM, handler)
+
+
 _joined: list[str] = []  # the address this process joined (the service runs many jobs in one process)
 
 
@@ -85,22 +104,39 @@ def connect(address: str, local_cpus: int | None = None):
     options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if address == "auto":
         try:
-            ray.init(address="auto", **options)
+            with _own_sigterm():
+                ray.init(address="auto", **options)
             log.info("joined the Ray cluster on this machine")
             return ray
         except ConnectionError:
             pass  # none runs here: a private one for this process
-        ray.init(num_cpus=local_cpus or os.cpu_count() or 1, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-                 **options)
+        with _own_sigterm():
+            ray.init(num_cpus=local_cpus or os.cpu_count() or 1, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+                     **options)
         log.info("started a local Ray cluster with %s CPUs", int(ray.cluster_resources().get("CPU", 0)))
         return ray
     try:
-        ray.init(address=address, **options)
+        with _own_sigterm():
+            ray.init(address=address, **options)
     except (ConnectionError, ValueError, RuntimeError) as error:
         _joined.clear()
         raise UserInputError(f"{{ray}} {address} cannot be reached ({first_line(error)}); start the cluster with "
                              "'ray start --head' (docs/scale.md) or give --ray auto.", "ray") from None
     return ray
+
+
+def leave() -> None:
+    """Leave the cluster this process joined, stopping the private one it started; nothing if Ray never ran.
+
+    Call it from the thread that joined: Ray's local processes are killed outright when the thread that started
+    them ends (Linux's parent-death signal is per thread), which orphans their agents.
+    """
+    import sys
+
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+    _joined.clear()
 
 
 def plan_workers(ray, asked: int | None, device: str = "auto") -> Workers:

@@ -120,6 +120,14 @@ class Worker:
         return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
+        from backend.cluster.session import leave
+
+        try:
+            self._take_jobs()
+        finally:
+            leave()  # a Ray cluster a job started here stops before this thread ends (cluster.session.leave)
+
+    def _take_jobs(self) -> None:
         while not self._stopping.is_set():
             try:
                 job_id, job = self._queue.get(timeout=0.2)

@@ -1,5 +1,6 @@
 """`rsov segment --ray`: a raster's column strips on a real local Ray cluster, identical to one process."""
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -147,8 +148,6 @@ def test_resampled_runs_with_relative_paths_match_one_process(ray_cluster, mosai
                                                               monkeypatch):
     """Read at 1 m (the polygons then come from the driver's resampled rasters), outputs named relative to the
     working folder, which Ray's workers do not share, and no probability raster."""
-    import shutil
-
     monkeypatch.chdir(tmp_path)
     shutil.copy(mosaic, tmp_path / "mosaic.tif")
     common = {**options(Path("mosaic.tif"), tiny_files), "gsd": 1.0, "strip_width": 224}
@@ -175,3 +174,24 @@ def test_the_default_strip_width_is_narrowed_so_every_worker_gets_strips():
     assert len(cluster_strips(3000, 224, 112, DEFAULT_STRIP_WIDTH, 8)) == 3  # never under MIN_STRIP_WIDTH
     assert all(s.core1 - s.core0 >= MIN_STRIP_WIDTH for s in cluster_strips(3000, 224, 112, DEFAULT_STRIP_WIDTH, 8)[:-1])
     assert len(cluster_strips(20000, 224, 112, 5000, 4)) == 4  # a width the user gave is kept
+
+
+def test_sigterm_stops_a_ray_run_cleanly_and_writes_nothing(ray_cluster, mosaic, tiny_files, tmp_path):
+    """A service manager's stop (SIGTERM) ends `rsov segment --ray` as it ends a run on one machine, not with
+    Ray's crash report."""
+    target = outputs(tmp_path, "ray")
+    args = [RSOV, "segment", mosaic, "--classes", CLASSES, "--clip-weights", tiny_files["open_clip"],
+            "--upsampler-weights", tiny_files["simfeatup"], "--strip-width", "300", "--device", "cpu",
+            "--batch-size", "1", "--ray", "auto", "--out-raster", target["out_raster"], "--out", target["out"]]
+    process = subprocess.Popen(list(map(str, args)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(strip_workers()) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert process.poll() is None, "the run ended before a worker was seen running a strip"
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    assert err.rstrip().endswith("rsov: terminated; nothing was written."), err
+    assert "SIGTERM received" not in err
+    assert list(tmp_path.iterdir()) == []
+
