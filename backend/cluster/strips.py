@@ -253,16 +253,16 @@ def _stitch(job, grid, strips: list[Strip], outputs: list[StripOutput], scratch:
         kinds.append(("confidence", 1, "uint16", None))
     for name, count, dtype, nodata in kinds:
         with open_grid_raster(scratch / f"{name}.tif", grid, count, dtype, nodata) as whole:
+            if name == "classes":  # labelled before any pixel, as infer_rasters does
+                label_class_raster(whole, names)
+            elif name == "probs":
+                label_probability_raster(whole, names)
             for strip, output in zip(strips, outputs):
                 with open_raster(output.folder / f"{name}.tif") as part:
                     for row in range(0, grid.height, ROWS_PER_COPY):
                         height = min(ROWS_PER_COPY, grid.height - row)
                         data = part.read(window=Window(0, row, part.width, height))
                         whole.write(data, window=Window(strip.core0, row, part.width, height))
-            if name == "classes":
-                label_class_raster(whole, names)
-            elif name == "probs":
-                label_probability_raster(whole, names)
         for output in outputs:
             with contextlib.suppress(FileNotFoundError):
                 (output.folder / f"{name}.tif").unlink()  # the disk holds one copy at a time

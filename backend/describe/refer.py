@@ -120,6 +120,9 @@ def write_mask_rasters(grid: Grid, aoi, probability: np.ndarray, box: Box, thres
     count = 0
     with open_grid_raster(mask_path, grid, 2, "uint8", CLASS_NODATA) as masks, \
             open_grid_raster(confidence_path, grid, 1, "uint16", None) as confidence:
+        masks.set_band_description(1, "mask")  # labels before pixels: a TIFF's colour model is fixed by then
+        masks.set_band_description(2, "probability (%)")
+        masks.write_colormap(1, {0: (0, 0, 0, 0), 1: (255, 0, 200, 255), CLASS_NODATA: (0, 0, 0, 0)})
         height, width = probability.shape
         cols = np.arange(box.x0, box.x1)
         sample_cols = (cols + 0.5 - box.x0) * width / box.width - 0.5
@@ -145,9 +148,6 @@ def write_mask_rasters(grid: Grid, aoi, probability: np.ndarray, box: Box, thres
             window = Window(0, row, grid.width, rows)
             masks.write(np.stack([mask, np.rint(block * PERCENT).astype(np.uint8)]), window=window)
             confidence.write(np.rint(block * CONFIDENCE_SCALE).astype(np.uint16)[None], window=window)
-        masks.set_band_description(1, "mask")
-        masks.set_band_description(2, "probability (%)")
-        masks.write_colormap(1, {0: (0, 0, 0, 0), 1: (255, 0, 200, 255), CLASS_NODATA: (0, 0, 0, 0)})
     return count
 
 

@@ -64,10 +64,12 @@ def infer_rasters(job: SegmentJob, source: RasterSource, segmentor, prompts, con
     stats = Stats(np.zeros(len(names)), np.zeros(len(names)), block_areas=[] if strips else None)
     with contextlib.ExitStack() as stack:
         classes_out = stack.enter_context(open_grid_raster(scratch / "classes.tif", out_grid, 1, "uint8", CLASS_NODATA))
+        label_class_raster(classes_out, names)  # before any pixel: a TIFF's colour model is fixed by then
         probs_out = confidence_out = None
         if job.out_probs is not None:
             probs_out = stack.enter_context(
                 open_grid_raster(scratch / "probs.tif", out_grid, len(names), "float32", float("nan")))
+            label_probability_raster(probs_out, names)
         if job.out is not None:
             confidence_out = stack.enter_context(
                 open_grid_raster(scratch / "confidence.tif", out_grid, 1, "uint16", None))
@@ -97,7 +99,4 @@ def infer_rasters(job: SegmentJob, source: RasterSource, segmentor, prompts, con
             weights = np.broadcast_to(row_areas[:, None], valid.shape)[valid]
             stats.add_block(np.bincount(class_map[valid], minlength=len(names)),
                             np.bincount(class_map[valid], weights=weights, minlength=len(names)), int(valid.sum()))
-        label_class_raster(classes_out, names)
-        if probs_out is not None:
-            label_probability_raster(probs_out, names)
     return stats

@@ -58,18 +58,18 @@ def resample_to_grid(source: Path, target: Path, grid: Grid, rows_per_block: int
 
     with open_raster(source) as src:
         with open_grid_raster(target, grid, src.count, src.dtypes[0], src.nodata) as out:
+            out.update_tags(**src.tags())  # labels before pixels, as for every raster written here
+            for index in range(1, src.count + 1):
+                if src.descriptions[index - 1]:
+                    out.set_band_description(index, src.descriptions[index - 1])
+                with contextlib.suppress(ValueError):
+                    out.write_colormap(index, src.colormap(index))
             for row in range(0, grid.height, rows_per_block):
                 height = min(rows_per_block, grid.height - row)
                 window = from_bounds(*grid.window_bounds(Window(0, row, grid.width, height)), transform=src.transform)
                 data = src.read(window=window, out_shape=(src.count, height, grid.width),
                                 resampling=Resampling.nearest)
                 out.write(data, window=Window(0, row, grid.width, height))
-            out.update_tags(**src.tags())
-            for index in range(1, src.count + 1):
-                if src.descriptions[index - 1]:
-                    out.set_band_description(index, src.descriptions[index - 1])
-                with contextlib.suppress(ValueError):
-                    out.write_colormap(index, src.colormap(index))
 
 
 def copy_as_cog(source: Path, target: Path, overview_resampling: str) -> None:

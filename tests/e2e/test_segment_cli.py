@@ -206,3 +206,16 @@ def test_plain_images_give_only_the_projects_own_words(tiny_files, tmp_path):
                   "--clip-weights", tiny_files["open_clip"], "--no-upsampler")
     assert result.returncode == 0, result.stderr
     assert result.stderr == f"rsov: warning: {photo} has no CRS: outputs are in pixel coordinates.\n"
+
+
+def test_an_area_shorter_than_a_window_gives_no_gdal_complaints(tiny_files, tmp_path):
+    """The class raster is labelled (colour table) before its pixels are written: GDAL has nothing to say."""
+    from tests.helpers.rasters import write_scene
+
+    scene = write_scene(tmp_path / "strip.tif", 200, 260)
+    result = rsov("segment", scene, "--classes", CLASSES, "--out-raster", tmp_path / "classes.tif",
+                  "--out", tmp_path / "classes.gpkg", "--clip-weights", tiny_files["open_clip"], "--no-upsampler")
+    assert result.returncode == 0, result.stderr
+    assert "GDAL" not in result.stderr, result.stderr
+    with rasterio.open(tmp_path / "classes.tif") as classes:
+        assert classes.colorinterp[0].name == "palette" and classes.tags()["CLASS_NAMES"]
