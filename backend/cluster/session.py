@@ -83,6 +83,12 @@ def _own_sigterm():
             signal.signal(signal.SIGTERM, handler)
 
 
+def _token_notice_filter(record: logging.LogRecord) -> bool:
+    """Drop Ray's notice that a cluster it starts uses token authentication (its default, and right for ours): it
+    invites the user to turn it off. Its warning that authentication is off still shows."""
+    return not record.getMessage().startswith("Token authentication is enabled")
+
+
 _joined: list[str] = []  # the address this process joined (the service runs many jobs in one process)
 
 
@@ -102,6 +108,7 @@ def connect(address: str, local_cpus: int | None = None):
     _joined.clear()
     _joined.append(address)
     options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(_token_notice_filter)
     if address == "auto":
         try:
             with _own_sigterm():
