@@ -83,10 +83,15 @@ def _own_sigterm():
             signal.signal(signal.SIGTERM, handler)
 
 
-def _token_notice_filter(record: logging.LogRecord) -> bool:
-    """Drop Ray's notice that a cluster it starts uses token authentication (its default, and right for ours): it
-    invites the user to turn it off. Its warning that authentication is off still shows."""
-    return not record.getMessage().startswith("Token authentication is enabled")
+RAY_NOTICES = ("Token authentication is enabled", "SIGTERM handler is not set")
+RAY_NOTICE_LOGGERS = ("ray._private.authentication.authentication_token_setup", "ray._private.worker")
+
+
+def _without_ray_notices(record: logging.LogRecord) -> bool:
+    """Drop Ray's notices that say nothing to an rsov user: token authentication is on (Ray's default, and right
+    for the clusters rsov starts; the notice invites turning it off), and no SIGTERM handler from a service's job
+    thread (the service handles SIGTERM itself). Ray's warning that authentication is off still shows."""
+    return not record.getMessage().startswith(RAY_NOTICES)
 
 
 _joined: list[str] = []  # the address this process joined (the service runs many jobs in one process)
@@ -108,7 +113,8 @@ def connect(address: str, local_cpus: int | None = None):
     _joined.clear()
     _joined.append(address)
     options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
-    logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(_token_notice_filter)
+    for name in RAY_NOTICE_LOGGERS:
+        logging.getLogger(name).addFilter(_without_ray_notices)  # once: a filter already there is not added again
     if address == "auto":
         try:
             with _own_sigterm():
