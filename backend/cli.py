@@ -387,11 +387,11 @@ def _batch(args: argparse.Namespace) -> int:
     bar = _SceneBar(args.quiet, "segmenting", "scenes")
     try:
         result = run_batch(job, bar)
-    except (Cancelled, KeyboardInterrupt) as stopped:  # Ctrl-C, or SIGTERM (Terminated)
+    except (Cancelled, KeyboardInterrupt):  # Ctrl-C, or SIGTERM (Terminated)
         bar.close()
         print(f"rsov: stopped; the scenes finished are in {job.manifest_path}: run the same command again to "
               "go on.", file=sys.stderr)
-        return 143 if _was_terminated(stopped) else 130
+        return 143 if _terminated.is_set() else 130
     finally:
         bar.close()
     if not args.quiet:
@@ -772,17 +772,12 @@ class _MessageFormatter(logging.Formatter):
         return prefix + record.getMessage()
 
 
-_terminated = threading.Event()
+_terminated = threading.Event()  # SIGTERM came: Ray's waits turn any interrupt into a plain KeyboardInterrupt
 
 
 def _terminate(signum, frame) -> None:
     _terminated.set()
     raise Terminated()
-
-
-def _was_terminated(stopped: BaseException) -> bool:
-    """Whether a stop came from SIGTERM (Ray's waits turn any interrupt into a plain KeyboardInterrupt)."""
-    return isinstance(stopped, Terminated) or _terminated.is_set()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -802,8 +797,8 @@ def main(argv: list[str] | None = None) -> int:
     except Cancelled:
         print("rsov: cancelled; nothing was written.", file=sys.stderr)
         return 130
-    except KeyboardInterrupt as stopped:  # Ctrl-C, or SIGTERM (Terminated)
-        if _was_terminated(stopped):
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (Terminated)
+        if _terminated.is_set():
             print("rsov: terminated; nothing was written.", file=sys.stderr)
             return 143
         print("rsov: interrupted; nothing was written.", file=sys.stderr)

@@ -6,10 +6,10 @@ ran here) and otherwise starts a private one on this machine; anything else is a
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
+import sys
 import threading
 from dataclasses import dataclass
 
@@ -32,6 +32,8 @@ def import_ray():
         import ray
     except ImportError:
         raise UserInputError("{ray} needs Ray, which is not installed; " + INSTALL_HINT + ".", "ray") from None
+    for name in RAY_NOTICE_LOGGERS:
+        logging.getLogger(name).addFilter(_without_ray_notices)  # a filter already there is not added again
     return ray
 
 
@@ -70,16 +72,15 @@ def check_address(address: str | None, workers: int | None) -> None:
                              "ray://HOST:10001.", "ray")
 
 
-@contextlib.contextmanager
-def _own_sigterm():
-    """Keep this process's SIGTERM handler across ``ray.init``, which replaces it with ``sys.exit`` in the main
-    thread (the CLI's handler stops a run cleanly and says so)."""
+def _init(ray, **options) -> None:
+    """``ray.init``, keeping this process's SIGTERM handler, which Ray replaces with ``sys.exit`` in the main thread
+    (the CLI's handler stops a run cleanly and says so)."""
     main = threading.current_thread() is threading.main_thread()
     handler = signal.getsignal(signal.SIGTERM) if main else None
     try:
-        yield
+        ray.init(**options)
     finally:
-        if main and handler is not None:
+        if handler is not None:
             signal.signal(signal.SIGTERM, handler)
 
 
@@ -113,24 +114,19 @@ def connect(address: str, local_cpus: int | None = None):
     _joined.clear()
     _joined.append(address)
     options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
-    for name in RAY_NOTICE_LOGGERS:
-        logging.getLogger(name).addFilter(_without_ray_notices)  # once: a filter already there is not added again
     if address == "auto":
         try:
-            with _own_sigterm():
-                ray.init(address="auto", **options)
+            _init(ray, address="auto", **options)
             log.info("joined the Ray cluster on this machine")
             return ray
         except ConnectionError:
             pass  # none runs here: a private one for this process
-        with _own_sigterm():
-            ray.init(num_cpus=local_cpus or os.cpu_count() or 1, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-                     **options)
+        _init(ray, num_cpus=local_cpus or os.cpu_count() or 1, object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+              **options)
         log.info("started a local Ray cluster with %s CPUs", int(ray.cluster_resources().get("CPU", 0)))
         return ray
     try:
-        with _own_sigterm():
-            ray.init(address=address, **options)
+        _init(ray, address=address, **options)
     except (ConnectionError, ValueError, RuntimeError) as error:
         _joined.clear()
         raise UserInputError(f"{{ray}} {address} cannot be reached ({first_line(error)}); start the cluster with "
@@ -144,8 +140,6 @@ def leave() -> None:
     Call it from the thread that joined: Ray's local processes are killed outright when the thread that started
     them ends (Linux's parent-death signal is per thread), which orphans their agents.
     """
-    import sys
-
     ray = sys.modules.get("ray")
     if ray is not None and ray.is_initialized():
         ray.shutdown()

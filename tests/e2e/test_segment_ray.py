@@ -194,4 +194,3 @@ def test_sigterm_stops_a_ray_run_cleanly_and_writes_nothing(ray_cluster, mosaic,
     assert err.rstrip().endswith("rsov: terminated; nothing was written."), err
     assert "SIGTERM received" not in err
     assert list(tmp_path.iterdir()) == []
-
